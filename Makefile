@@ -1,0 +1,123 @@
+# tern - one plain GNU Makefile.
+#
+#   make run     install build dependencies, build, start ternd on built-in defaults
+#   make test    install dependencies, build with ASan+UBSan, gcc and clang -Werror,
+#                run the unit tests (cmocka) and the integration tests (pytest)
+#   make fuzz    build the libFuzzer targets with clang and run each FUZZ_SECONDS
+#   make bench   ternd against Postfix with ../shared/bench (root, takes minutes)
+#   make all | install | clean
+#
+# Variables: CC (gcc or clang), ARGS (extra ternd arguments for `make run`),
+# FUZZ_SECONDS (default 30), PREFIX (default /usr/local).
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+ARGS     ?=
+FUZZ_SECONDS ?= 30
+PYTEST   ?= /usr/bin/python3 -m pytest
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla
+CSTD     := -std=c11 -D_GNU_SOURCE
+PKGS     := libuv libcares openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lcares -lssl -lcrypto)
+LIBS     := $(PKG_LIBS) -lcrypt -lpthread
+
+CFLAGS_REL  := $(CSTD) $(WARN) -O2 -g $(PKG_CFLAGS)
+CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined $(PKG_CFLAGS)
+
+# Everything but the two main() files goes into one library that the
+# programs, the unit tests and the fuzz targets link.
+LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/conf/*.c src/smtp/*.c \
+                       src/spool/*.c src/deliver/*.c src/daemon/*.c src/cli/*.c)
+HDRS     := $(wildcard src/*/*.h) src/conf/knobs.def
+
+REL      := build/rel
+TST      := build/test
+REL_OBJ  := $(LIB_SRC:src/%.c=$(REL)/%.o)
+TST_OBJ  := $(LIB_SRC:src/%.c=$(TST)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(TST)/unit/%)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+
+.PHONY: all run test unit integration check-clang fuzz bench deps install clean
+
+all: $(REL)/ternd $(REL)/tern
+	@ln -sf rel/ternd build/ternd; ln -sf rel/tern build/tern
+
+deps:
+	@sh scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./build/ternd $(ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory check-clang
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# The same sources must build cleanly with both compilers.
+check-clang:
+	@$(MAKE) --no-print-directory CC=clang REL=build/clang build/clang/ternd build/clang/tern
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(TST)/ternd $(TST)/tern
+	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
+
+$(REL)/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -c -o $@ $<
+
+$(TST)/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -c -o $@ $<
+
+$(REL)/libtern.a: $(REL_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(TST)/libtern.a: $(TST_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+%/ternd: %/ternd.o %/libtern.a
+	$(CC) $(if $(findstring test,$@),$(CFLAGS_TEST),$(CFLAGS_REL)) -o $@ $^ $(LIBS)
+%/tern: %/tern.o %/libtern.a
+	$(CC) $(if $(findstring test,$@),$(CFLAGS_TEST),$(CFLAGS_REL)) -o $@ $^ $(LIBS)
+
+$(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS) -lcmocka
+
+# Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
+FUZZ_LIB_SRC := $(wildcard src/lib/*.c src/proto/*.c src/conf/*.c)
+FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Isrc -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  mkdir -p build/fuzz/corpus/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=0 \
+	      $$( [ -f fuzz/dict/$$n.dict ] && echo -dict=fuzz/dict/$$n.dict ) \
+	      build/fuzz/corpus/$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) 2>&1 | tail -n 3; \
+	done
+
+bench: deps all
+	@sh scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(REL)/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
+	install -m 755 $(REL)/tern $(DESTDIR)$(PREFIX)/bin/tern
+
+clean:
+	rm -rf build
+
+.SECONDARY:

@@ -1,0 +1,117 @@
+/*
+ * conf.h - ternd's configuration: the typed struct, its safe built-in
+ * defaults, and the parser of ternd.conf.
+ *
+ * SYNOPSIS
+ *	struct conf c;
+ *	char err[512];
+ *	conf_defaults(&c);
+ *	if (conf_load_file(&c, "/etc/tern/ternd.conf", err, sizeof err) < 0)
+ *		fatal("%s", err);	 err is "FILE:LINE: what is wrong"
+ *	conf_finish(&c, is_root, err, sizeof err);	 fill derived values
+ *	...
+ *	conf_free(&c);
+ *
+ * DESCRIPTION
+ *	The file is line-oriented: "keyword value..." with '#' comments
+ *	(outside double quotes) and blank lines ignored; values are separated
+ *	by spaces or tabs. Every keyword and its meaning is one row in
+ *	knobs.def, which is also what `ternd --help-config` prints and what
+ *	docs/ternd.conf.md lists. Sizes take K, M, G suffixes (powers of 1024);
+ *	durations take s, m, h, d suffixes (no suffix: seconds).
+ *
+ *	conf_defaults() gives a configuration that is safe with no file at all
+ *	(DESIGN.md: localhost and the hostname as local domains, data in ./var,
+ *	the four listeners). A file replaces the default listeners as soon as
+ *	it has one `listen` line; `domains` likewise replaces the defaults.
+ *
+ *	conf_finish() derives what the file left unset (hostname from
+ *	gethostname(), the maildir template from data_dir, unprivileged ports
+ *	for the default listeners when not root) and checks what only makes
+ *	sense as a whole (at least one listener; no two listeners on one
+ *	address and port).
+ *
+ * DIAGNOSTICS
+ *	conf_load_file and conf_finish return -1 with "FILE:LINE: message" (or
+ *	"FILE: message") in err; the struct is then unspecified and must only
+ *	be freed. Nothing is printed.
+ */
+#ifndef TERN_CONF_H
+#define TERN_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../proto/data.h"
+
+#define CONF_MAX_LISTENERS 32
+#define CONF_MAX_DOMAINS 64
+#define CONF_NAME_MAX 256
+#define CONF_PATH_MAX 1024
+
+/* What a port is for (DESIGN.md, "The four ports"). */
+enum listener_role {
+	ROLE_MX = 0,		/* 25: other servers, local domains only */
+	ROLE_SUBMISSION,	/* 587: STARTTLS then AUTH */
+	ROLE_SUBMISSIONS,	/* 465: implicit TLS */
+	ROLE_SUBMISSION_ALT,	/* 2525: as 587 */
+};
+
+struct listener_conf {
+	char addr[64];		/* "" for all addresses (0.0.0.0 and ::) */
+	uint16_t port;
+	enum listener_role role;
+	bool is_default;	/* from conf_defaults(): may be remapped */
+	uint32_t greet_pause_ms; /* wait before the banner; input before it is refused */
+};
+
+struct conf {
+	char source[CONF_PATH_MAX]; /* file name, or "(built-in defaults)" */
+
+	char hostname[CONF_NAME_MAX];
+	char domains[CONF_MAX_DOMAINS][CONF_NAME_MAX]; /* lower case */
+	size_t ndomains;
+	bool domains_set;
+
+	char data_dir[CONF_PATH_MAX];
+	char user[64];		/* unprivileged user the workers run as */
+	unsigned workers;	/* 0: one per core */
+
+	struct listener_conf listeners[CONF_MAX_LISTENERS];
+	size_t nlisteners;
+	bool listeners_set;
+
+	char users_file[CONF_PATH_MAX]; /* "" : every local part is accepted */
+	char maildir[CONF_PATH_MAX];	/* template: %d domain, %u local part */
+
+	uint64_t max_message_size;	/* SIZE; 552 5.3.4 past it */
+	unsigned max_recipients;	/* per message; 452 4.5.3 past it */
+	unsigned max_errors;		/* per session; then 421 and close */
+	unsigned max_connections;	/* in total */
+	unsigned max_connections_per_ip;
+	uint32_t idle_timeout;		/* seconds, between commands */
+	uint32_t data_timeout;		/* seconds, between reads inside DATA */
+	uint32_t session_timeout;	/* seconds, whole session */
+	enum data_bare_policy bare_newline;
+	uint32_t queue_retry;		/* seconds between local delivery retries */
+	uint32_t queue_lifetime;	/* seconds before a message is given up */
+	char log_level[16];		/* debug, info, warn */
+};
+
+void conf_defaults(struct conf *c);
+int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
+/* The same parser over bytes in memory, `name` used in messages (tests, fuzzing). */
+int conf_load_mem(struct conf *c, const char *name, const char *text, size_t len,
+		  char *err, size_t errlen);
+int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen);
+void conf_free(struct conf *c);
+
+const char *conf_role_name(enum listener_role r);
+bool conf_is_local_domain(const struct conf *c, const char *domain);
+
+/* Print every keyword with its default and documentation line. */
+void conf_print_knobs(FILE *out);
+
+#endif
