@@ -65,6 +65,7 @@ struct listener_conf {
 	enum listener_role role;
 	bool is_default;	/* from conf_defaults(): may be remapped */
 	uint32_t greet_pause_ms; /* wait before the banner; input before it is refused */
+	unsigned line;		/* line of its listen statement in source; 0 for a default */
 };
 
 struct conf {

@@ -62,10 +62,26 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
-	/* +1 for the NUL vsnprintf writes; it is not counted in len. */
-	if (n < 0 || buf_reserve(b, (size_t)n + 1) < 0)
+	if (n < 0 || buf_reserve(b, (size_t)n) < 0)
 		return -1;
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	if (n == 0)
+		return 0;
+	/*
+	 * vsnprintf also writes a NUL, not counted in len. When the text
+	 * exactly reaches max there is no room for it: format into a scratch
+	 * copy rather than refuse text that fits.
+	 */
+	if (buf_reserve(b, (size_t)n + 1) == 0) {
+		vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	} else {
+		char *tmp = malloc((size_t)n + 1);
+
+		if (tmp == NULL)
+			return -1;
+		vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+		memcpy(b->data + b->len, tmp, (size_t)n);
+		free(tmp);
+	}
 	b->len += (size_t)n;
 	return 0;
 }

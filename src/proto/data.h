@@ -38,6 +38,22 @@
  *	If `out` cannot grow (its own max), out_full is set and output stops;
  *	the caller is expected to drain `out` (to the spool) between calls so
  *	that never happens.
+ *
+ * NOTES (choices where the text above leaves room; data.c implements them)
+ *	A line starting ".\r" not followed by LF, or ".\n", is a line starting
+ *	with "." (after a real CR LF): the dot is removed, then the CR or LF
+ *	is bare. When output stops it is cut, so `out` always holds a prefix
+ *	of the content however the input was split: at exactly max_size
+ *	octets, at out->max, or (DATA_BARE_REJECT) just before the first bare
+ *	octet. max_size is literal (0 allows only an empty message; pass
+ *	UINT64_MAX for no limit). `size` counts octets as stored: a bare CR
+ *	or LF counts 2 under DATA_BARE_NORMALIZE, 1 otherwise. For long_line
+ *	a bare CR or LF ends the stored line too, and the removed dot is not
+ *	counted. long_line alone does not make data_reader_ok() false; the
+ *	bare flags do only under DATA_BARE_REJECT. Feeding after done
+ *	returns 0. data_write_stuffed also stuffs a "." right after a bare CR
+ *	or LF (it starts a line on the wire), and on failure (-1) leaves out
+ *	as it was.
  */
 #ifndef TERN_DATA_H
 #define TERN_DATA_H

@@ -1,0 +1,53 @@
+/*
+ * daemon.h - ternd's processes: the parent, the workers, the queue runner.
+ *
+ * DESCRIPTION
+ *	parent_run() (parent.c) is everything after the configuration is
+ *	read: it takes the data directory lock, creates and recovers the
+ *	spool, binds every listener once per worker (SO_REUSEPORT, so the
+ *	kernel spreads connections), forks one worker per core and one queue
+ *	process, and restarts any that dies. It parses no network input and
+ *	keeps root (for reload, later) while every child drops to the
+ *	unprivileged user (privdrop.c) before it touches a socket.
+ *
+ *	worker_main() (worker.c) runs the SMTP sessions of its own sockets on
+ *	its own libuv loop; queue_main() runs the queue runner (spool/sched.h).
+ *	Both return only to exit.
+ */
+#ifndef TERN_DAEMON_H
+#define TERN_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../conf/conf.h"
+#include "../smtp/connlimit.h"
+#include "users.h"
+
+struct listen_sock {
+	int fd;
+	const struct listener_conf *lc;
+	char name[80];		/* "0.0.0.0:25" for messages */
+};
+
+struct daemon {
+	struct conf conf;
+	struct users users;
+	struct connlimit *connlimit;
+	unsigned nworkers;
+	struct listen_sock *socks;	/* nworkers rows of nsocks */
+	size_t nsocks;
+	pid_t *worker_pids;
+	pid_t queue_pid;
+	bool drop;			/* started as root: children drop to uid/gid */
+	uid_t uid;
+	gid_t gid;
+};
+
+int parent_run(struct daemon *d);
+_Noreturn void worker_main(struct daemon *d, unsigned index);
+_Noreturn void queue_main(struct daemon *d);
+/* In a child: become the unprivileged user, or exit. */
+void privdrop(const struct daemon *d, const char *proc);
+
+#endif

@@ -1,0 +1,153 @@
+/* worker.c - a worker process: SMTP sessions on its own event loop; and the queue process. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../lib/log.h"
+#include "../smtp/session.h"
+#include "../spool/sched.h"
+#include "daemon.h"
+
+#define STOP_GRACE_MS 3000
+
+struct listen_handle {
+	uv_tcp_t tcp;
+	struct worker *w;
+	const struct listener_conf *lc;
+};
+
+static struct worker the_worker;
+static struct listen_handle *handles;
+static size_t nhandles;
+static uv_signal_t sig_term, sig_int;
+static uv_timer_t grace;
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listen_handle *h = server->data;
+
+	if (status < 0) {
+		log_event(LOG_WARN, "event=accept-error error=%s", uv_strerror(status));
+		return;
+	}
+	session_accept(h->w, h->lc, server);
+}
+
+static void stop_now(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+static void on_idle(struct worker *w)
+{
+	if (w->spool.pending == 0)
+		uv_stop(w->loop);
+}
+
+/* SIGTERM: stop accepting; let sessions with a commit in flight get their
+ * answer (STOP_GRACE_MS at most); a message never answered is not lost, it
+ * was never acknowledged. */
+static void on_stop_signal(uv_signal_t *s, int sig)
+{
+	(void)sig;
+	the_worker.stopping = true;
+	for (size_t i = 0; i < nhandles; i++)
+		uv_close((uv_handle_t *)&handles[i].tcp, NULL);
+	uv_signal_stop(&sig_term);
+	uv_signal_stop(&sig_int);
+	uv_timer_start(&grace, stop_now, STOP_GRACE_MS, 0);
+	if (the_worker.nsessions == 0)
+		uv_stop(s->loop);
+}
+
+static void setup_loop(uv_loop_t *loop)
+{
+	/* fsyncs run on the thread pool: enough threads that the disk sees
+	 * many at once (it groups them), a small stack each. */
+	setenv("UV_THREADPOOL_SIZE", "32", 0);
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(loop, &sig_term);
+	uv_signal_init(loop, &sig_int);
+	uv_timer_init(loop, &grace);
+}
+
+void worker_main(struct daemon *d, unsigned index)
+{
+	uv_loop_t *loop = uv_default_loop();
+	struct listen_sock *mine = d->socks + (size_t)index * d->nsocks;
+
+	log_init("worker", (int)index, LOG_INFO);
+	privdrop(d, "worker");
+	setup_loop(loop);
+	the_worker.loop = loop;
+	the_worker.conf = &d->conf;
+	the_worker.users = &d->users;
+	the_worker.connlimit = d->connlimit;
+	the_worker.index = index;
+	the_worker.on_idle = on_idle;
+	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, index) < 0)
+		fatal("event=spool-init-failed dir=%s", d->conf.data_dir);
+	handles = calloc(d->nsocks, sizeof *handles);
+	if (handles == NULL)
+		fatal("event=out-of-memory");
+	for (size_t i = 0; i < d->nsocks; i++) {
+		struct listen_handle *h = &handles[nhandles];
+		int r;
+
+		uv_tcp_init(loop, &h->tcp);
+		h->w = &the_worker;
+		h->lc = mine[i].lc;
+		h->tcp.data = h;
+		if ((r = uv_tcp_open(&h->tcp, mine[i].fd)) != 0 ||
+		    (r = uv_listen((uv_stream_t *)&h->tcp, 1024, on_connection)) != 0)
+			fatal("event=listen-failed addr=%s error=\"%s\"", mine[i].name, uv_strerror(r));
+		nhandles++;
+	}
+	uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+	log_event(LOG_INFO, "event=worker-start sockets=%zu", nhandles);
+	uv_run(loop, UV_RUN_DEFAULT);
+	log_event(LOG_INFO, "event=worker-stop sessions_left=%u", the_worker.nsessions);
+	_exit(0);
+}
+
+/* ---- the queue process ------------------------------------------------ */
+
+static struct sched the_sched;
+
+static void on_sched_stopped(struct sched *q)
+{
+	uv_stop(q->loop);
+}
+
+static void on_queue_stop_signal(uv_signal_t *s, int sig)
+{
+	(void)s;
+	(void)sig;
+	uv_signal_stop(&sig_term);
+	uv_signal_stop(&sig_int);
+	uv_timer_start(&grace, stop_now, STOP_GRACE_MS, 0);
+	sched_stop(&the_sched, on_sched_stopped);
+}
+
+void queue_main(struct daemon *d)
+{
+	uv_loop_t *loop = uv_default_loop();
+
+	log_init("queue", -1, LOG_INFO);
+	privdrop(d, "queue");
+	setup_loop(loop);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		for (size_t k = 0; k < d->nsocks; k++)
+			close(d->socks[i * d->nsocks + k].fd);
+	if (sched_start(&the_sched, loop, &d->conf) < 0)
+		fatal("event=queue-start-failed dir=%s", d->conf.data_dir);
+	uv_signal_start(&sig_term, on_queue_stop_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_queue_stop_signal, SIGINT);
+	log_event(LOG_INFO, "event=queue-start");
+	uv_run(loop, UV_RUN_DEFAULT);
+	log_event(LOG_INFO, "event=queue-stop");
+	_exit(0);
+}

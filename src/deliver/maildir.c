@@ -1,0 +1,210 @@
+/* maildir.c - deliver one message into one Maildir; see maildir.h. */
+#include "maildir.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static atomic_uint maildir_counter;
+
+static int put_safe(char *out, size_t cap, size_t *o, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)tolower((unsigned char)s[i]);
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  c == '_' || c == '+' || c == '=' || c == '-' || (c == '.' && i > 0);
+
+		if (*o + 4 >= cap)
+			return -1;
+		if (ok) {
+			out[(*o)++] = (char)c;
+		} else {
+			out[(*o)++] = '%';
+			out[(*o)++] = hex[c >> 4];
+			out[(*o)++] = hex[c & 15];
+		}
+	}
+	return 0;
+}
+
+int maildir_path(const char *tmpl, const char *local, const char *domain,
+		 char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (*p == '%' && (p[1] == 'u' || p[1] == 'd')) {
+			if (put_safe(out, cap, &o, p[1] == 'u' ? local : domain) < 0)
+				return -1;
+			p++;
+			continue;
+		}
+		if (*p == '%' && p[1] == '%')
+			p++;
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* mkdir -p, then fsync each parent whose entries changed. */
+static int make_dirs(const char *path)
+{
+	char p[1024];
+	size_t len = strlen(path);
+
+	if (len >= sizeof p)
+		return -1;
+	memcpy(p, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		char saved = p[i];
+		p[i] = '\0';
+		if (mkdir(p, 0700) == 0) {
+			char *slash = strrchr(p, '/');
+			if (slash != NULL && slash != p) {
+				*slash = '\0';
+				sync_path(p);
+				*slash = '/';
+			}
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		p[i] = saved;
+	}
+	return 0;
+}
+
+static int ensure_maildir(const char *md)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	char p[1100];
+	struct stat st;
+
+	snprintf(p, sizeof p, "%s/new", md);
+	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if (make_dirs(md) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/%s", md, sub[i]);
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -1;
+	}
+	return sync_path(md);
+}
+
+struct writer {
+	int fd;
+	int err;
+};
+
+static int write_chunk(void *arg, const uint8_t *p, size_t n)
+{
+	struct writer *w = arg;
+
+	while (n > 0) {
+		ssize_t r = write(w->fd, p, n);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			w->err = errno;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* The Maildir host part: '/' and ':' are written as \057 and \072. */
+static void host_part(const char *h, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (; *h != '\0' && o + 5 < cap; h++) {
+		if (*h == '/' || *h == ':')
+			o += (size_t)snprintf(out + o, cap - o, "\\%03o", (unsigned char)*h);
+		else
+			out[o++] = *h;
+	}
+	out[o] = '\0';
+}
+
+int maildir_deliver(const char *maildir, const struct maildir_msg *m,
+		    char *new_dir, size_t new_dir_cap, bool *permanent,
+		    char *err, size_t errlen)
+{
+	char name[512], host[256], tmp[1400], dst[1400];
+	struct writer w = { -1, 0 };
+	struct timeval tv;
+	char rp[600]; /* "Return-Path: <" + a 256-octet path (RFC 5321 4.5.3.1.3) */
+	int n;
+
+	*permanent = false;
+	if (snprintf(new_dir, new_dir_cap, "%s/new", maildir) >= (int)new_dir_cap) {
+		*permanent = true;
+		snprintf(err, errlen, "maildir path too long");
+		return ENAMETOOLONG;
+	}
+	if (ensure_maildir(maildir) < 0) {
+		int e = errno;
+		*permanent = e == ENOTDIR || e == ENAMETOOLONG;
+		snprintf(err, errlen, "cannot create maildir %s: %s", maildir, strerror(e));
+		return e;
+	}
+	gettimeofday(&tv, NULL);
+	host_part(m->hostname, host, sizeof host);
+	snprintf(name, sizeof name, "%lld.M%06ldP%ldQ%u.%s,S=%llu", (long long)tv.tv_sec,
+		 (long)tv.tv_usec, (long)getpid(), atomic_fetch_add(&maildir_counter, 1), host,
+		 (unsigned long long)m->env->msg_size);
+	snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, name);
+	snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
+	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w.fd < 0) {
+		w.err = errno;
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(w.err));
+		return w.err;
+	}
+	n = snprintf(rp, sizeof rp, "Return-Path: <%.*s>\r\n", (int)m->sender.len,
+		     (const char *)m->sender.p);
+	if (n < 0 || (size_t)n >= sizeof rp)
+		n = 0;
+	if (write_chunk(&w, (const uint8_t *)rp, (size_t)n) == 0 &&
+	    qfile_each_chunk(m->qdata, m->qlen, m->env, write_chunk, &w) == 0 &&
+	    fsync(w.fd) < 0)
+		w.err = errno;
+	if (close(w.fd) < 0 && w.err == 0)
+		w.err = errno;
+	if (w.err == 0 && rename(tmp, dst) < 0)
+		w.err = errno;
+	if (w.err != 0) {
+		unlink(tmp);
+		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(w.err));
+	}
+	return w.err;
+}

@@ -1,0 +1,50 @@
+/*
+ * maildir.h - local delivery into a Maildir (tmp/ -> fsync -> new/).
+ *
+ * SYNOPSIS
+ *	maildir_path(tmpl, "alice", "example.com", path, sizeof path);
+ *	r = maildir_deliver(path, &msg, new_dir, sizeof new_dir, err, sizeof err);
+ *
+ * DESCRIPTION
+ *	maildir_path expands %d (domain), %u (local part) and %% in the
+ *	`deliver maildir` template. Both parts are lower-cased and every
+ *	octet outside [a-z0-9._+=-] is written as %XX, and a leading '.' too,
+ *	so no address can name a path outside its own folder ("..", "/").
+ *
+ *	maildir_deliver writes "Return-Path: <sender>" (RFC 5321 4.4: added
+ *	at final delivery) and the stored message to tmp/ under a unique name
+ *	(time, microseconds, pid, counter, host: the Maildir convention),
+ *	fsyncs it and renames it into new/. It creates the folder and its
+ *	tmp/ new/ cur/ when missing. The caller must fsync new_dir (the rename)
+ *	before it forgets the message; with several messages that is one
+ *	grouped fsync (lib/dirsync.h). It blocks: run it on the thread pool.
+ *
+ * DIAGNOSTICS
+ *	Returns 0, or an errno value with words in err; *permanent is set when
+ *	a retry cannot help (the path is too long or not a directory).
+ */
+#ifndef TERN_MAILDIR_H
+#define TERN_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/buf.h"
+#include "../spool/qfile.h"
+
+struct maildir_msg {
+	struct slice sender;
+	const uint8_t *qdata;		/* the queue file */
+	size_t qlen;
+	const struct qenv *env;
+	const char *hostname;
+};
+
+int maildir_path(const char *tmpl, const char *local, const char *domain,
+		 char *out, size_t cap);
+int maildir_deliver(const char *maildir, const struct maildir_msg *m,
+		    char *new_dir, size_t new_dir_cap, bool *permanent,
+		    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,569 @@
+/* session.c - SMTP session I/O, the command table and the session's life; see session.h. */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+/*
+ * The command table: preconditions as data. `needs_helo` commands get
+ * 503 before HELO/EHLO (RFC 5321 4.1.4 lets servers require it for
+ * MAIL; we also do for RCPT/DATA/BDAT, which need MAIL anyway). `ends_group`
+ * marks commands after which pipelined input must not be read ahead
+ * (RFC 2920 3.1: they change the session's state in ways a client must
+ * wait for).
+ */
+struct cmd_row {
+	enum smtp_verb verb;
+	void (*fn)(struct session *, const struct smtp_cmd *);
+	bool needs_helo;
+};
+
+static const struct cmd_row cmd_table[] = {
+	{ SMTP_HELO, cmd_helo, false },
+	{ SMTP_EHLO, cmd_ehlo, false },
+	{ SMTP_MAIL, cmd_mail, true },
+	{ SMTP_RCPT, cmd_rcpt, true },
+	{ SMTP_DATA, cmd_data, true },
+	{ SMTP_BDAT, cmd_bdat, true },
+	{ SMTP_RSET, cmd_rset, false },
+	{ SMTP_NOOP, cmd_noop, false },
+	{ SMTP_QUIT, cmd_quit, false },
+	{ SMTP_VRFY, cmd_vrfy, false },
+	{ SMTP_EXPN, cmd_expn, false },
+	{ SMTP_HELP, cmd_help, false },
+	{ SMTP_STARTTLS, cmd_starttls, false },
+	{ SMTP_AUTH, cmd_auth, false },
+	{ SMTP_ETRN, cmd_etrn, false },
+};
+
+static const struct smtp_reply r_unknown = { 500, "5.5.1", "Command unrecognized" };
+static const struct smtp_reply r_toolong = {
+	500, "5.5.2", "Line too long: commands are limited to 512 octets (RFC 5321 4.5.3.1.4)"
+};
+static const struct smtp_reply r_need_helo = { 503, "5.5.1", "Send EHLO or HELO first" };
+static const struct smtp_reply r_too_many_errors = {
+	421, "4.7.0", "Too many errors in this session, closing connection"
+};
+static const struct smtp_reply r_idle = { 421, "4.4.2", "Idle timeout, closing connection" };
+static const struct smtp_reply r_data_timeout = {
+	421, "4.4.2", "Timeout while waiting for message data, closing connection"
+};
+static const struct smtp_reply r_session_timeout = {
+	421, "4.4.2", "Session too long, closing connection"
+};
+static const struct smtp_reply r_early = {
+	554, "5.5.0", "Protocol error: the client talked before the greeting (RFC 5321 4.3.1)"
+};
+static const struct smtp_reply r_http = {
+	554, "5.5.0", "This is an SMTP server; HTTP is not spoken here"
+};
+static const struct smtp_reply r_nul = {
+	500, "5.5.2", "Command line contains a NUL octet"
+};
+static const struct smtp_reply r_shutdown = {
+	421, "4.3.2", "Server shutting down, try again later"
+};
+
+static void set_reading(struct session *s, bool on);
+
+static uint64_t now_ms(struct session *s)
+{
+	return uv_now(s->w->loop);
+}
+
+void session_ref(struct session *s)
+{
+	s->refs++;
+}
+
+void session_unref(struct session *s)
+{
+	if (--s->refs > 0)
+		return;
+	buf_free(&s->in);
+	buf_free(&s->out);
+	buf_free(&s->wbuf);
+	free(s->tx.rcpts);
+	buf_free(&s->tx.dbuf);
+	s->w->nsessions--;
+	if (s->w->stopping && s->w->nsessions == 0 && s->w->on_idle != NULL)
+		s->w->on_idle(s->w);
+	free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	session_unref(h->data);
+}
+
+bool session_is_submission(const struct session *s)
+{
+	return s->lc->role != ROLE_MX;
+}
+
+void session_log(struct session *s, const char *event, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b, 4096);
+	(void)buf_printf(&b, "event=%s session=%s", event, s->id);
+	if (fmt != NULL && fmt[0] != '\0') {
+		(void)buf_append(&b, " ", 1);
+		va_start(ap, fmt);
+		(void)buf_vprintf(&b, fmt, ap);
+		va_end(ap);
+	}
+	log_buf(LOG_INFO, &b);
+	buf_free(&b);
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static void conn_send(struct session *s, const uint8_t *p, size_t n)
+{
+	if (s->state == SESS_CLOSING && s->tcp.data == NULL)
+		return;
+	/* A client that never reads its replies cannot grow this past the
+	 * cap: session_process stops taking input while out is full. */
+	if (buf_append(&s->out, p, n) < 0)
+		session_close(s, "output-overflow");
+}
+
+void session_send_raw(struct session *s, const char *text)
+{
+	conn_send(s, (const uint8_t *)text, strlen(text));
+}
+
+void session_reply(struct session *s, const struct smtp_reply *r)
+{
+	session_replyf(s, r->code, r->enh, "%s", r->text);
+}
+
+void session_replyf(struct session *s, int code, const char *enh,
+		    const char *fmt, ...)
+{
+	char text[512];
+	char line[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	/* RFC 2034: enhanced codes on every 2xx/4xx/5xx after the greeting. */
+	if (enh != NULL)
+		n = snprintf(line, sizeof line, "%d %s %s\r\n", code, enh, text);
+	else
+		n = snprintf(line, sizeof line, "%d %s\r\n", code, text);
+	if (n > 0)
+		conn_send(s, (const uint8_t *)line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	if (code >= 400) {
+		struct buf b;
+
+		buf_init(&b, 1024);
+		(void)buf_printf(&b, "event=reply session=%s code=%d enh=%s", s->id, code,
+				 enh ? enh : "-");
+		log_kv_escaped(&b, "text", text, strlen(text));
+		log_buf(LOG_INFO, &b);
+		buf_free(&b);
+	}
+}
+
+void session_error(struct session *s, const struct smtp_reply *r)
+{
+	session_reply(s, r);
+	if (++s->errors >= s->w->conf->max_errors) {
+		session_reply(s, &r_too_many_errors);
+		session_close(s, "too-many-errors");
+	}
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct session *s = req->data;
+
+	s->writing = false;
+	buf_reset(&s->wbuf);
+	buf_shrink(&s->wbuf, 0);
+	if (status < 0 && s->state != SESS_CLOSING)
+		session_close(s, "write-error");
+	if (s->state == SESS_CLOSING) {
+		if (!uv_is_closing((uv_handle_t *)&s->tcp))
+			uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+	} else {
+		session_flush(s);
+		session_process(s);
+	}
+	session_unref(s);
+}
+
+void session_flush(struct session *s)
+{
+	uv_buf_t b;
+	int n;
+
+	if (s->writing || s->out.len == 0)
+		return;
+	if (uv_is_closing((uv_handle_t *)&s->tcp))
+		return;
+	b = uv_buf_init((char *)s->out.data, (unsigned)s->out.len);
+	n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+	if (n > 0)
+		buf_consume(&s->out, (size_t)n);
+	else if (n < 0 && n != UV_EAGAIN) {
+		buf_reset(&s->out);
+		if (s->state != SESS_CLOSING)
+			session_close(s, "write-error");
+		return;
+	}
+	if (s->out.len == 0) {
+		buf_shrink(&s->out, 0);
+		return;
+	}
+	/* The rest goes out asynchronously; `out` keeps collecting meanwhile. */
+	struct buf tmp = s->wbuf;
+	s->wbuf = s->out;
+	s->out = tmp;
+	buf_reset(&s->out);
+	s->out.max = SESSION_OUT_MAX;
+	b = uv_buf_init((char *)s->wbuf.data, (unsigned)s->wbuf.len);
+	s->wreq.data = s;
+	if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_write) == 0) {
+		s->writing = true;
+		session_ref(s);
+	} else {
+		buf_reset(&s->wbuf);
+		if (s->state != SESS_CLOSING)
+			session_close(s, "write-error");
+	}
+}
+
+/* ---- closing --------------------------------------------------------- */
+
+void session_close(struct session *s, const char *reason)
+{
+	if (s->state == SESS_CLOSING)
+		return;
+	s->state = SESS_CLOSING;
+	session_log(s, "disconnect", "reason=%s messages=%u errors=%u bytes_in=%llu duration_ms=%llu",
+		    reason, s->messages, s->errors, (unsigned long long)s->bytes_in,
+		    (unsigned long long)(now_ms(s) - s->started_ms));
+	if (s->tx.spooling && s->tx.msg.cb == NULL) {
+		/* Unfinished message: never acknowledged, so it goes away. */
+		spool_msg_abort(&s->tx.msg);
+		s->tx.spooling = false;
+	}
+	if (s->counted) {
+		connlimit_release(s->w->connlimit, s->w->index, &s->peer);
+		s->counted = false;
+	}
+	uv_read_stop((uv_stream_t *)&s->tcp);
+	s->reading = false;
+	if (!uv_is_closing((uv_handle_t *)&s->timer))
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	/* Send what is queued (the 421 or 221), then close the socket. */
+	session_flush(s);
+	if (!s->writing && !uv_is_closing((uv_handle_t *)&s->tcp))
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+	struct session *s = t->data;
+
+	switch (s->state) {
+	case SESS_GREETING:
+		session_replyf(s, 220, NULL, "%s ESMTP tern", s->w->conf->hostname);
+		s->state = SESS_COMMAND;
+		session_flush(s);
+		uv_timer_start(&s->timer, on_timer, (uint64_t)s->w->conf->idle_timeout * 1000, 0);
+		return;
+	case SESS_DATA:
+	case SESS_BDAT:
+		session_reply(s, &r_data_timeout);
+		session_close(s, "data-timeout");
+		return;
+	case SESS_WAIT:
+		/* The spool is working for this session; the clock restarts after. */
+		return;
+	default:
+		session_reply(s, &r_idle);
+		session_close(s, "idle-timeout");
+		return;
+	}
+}
+
+static void restart_timer(struct session *s)
+{
+	uint32_t secs = (s->state == SESS_DATA || s->state == SESS_BDAT) ?
+				s->w->conf->data_timeout : s->w->conf->idle_timeout;
+
+	if (s->state != SESS_GREETING && s->state != SESS_CLOSING)
+		uv_timer_start(&s->timer, on_timer, (uint64_t)secs * 1000, 0);
+}
+
+/* ---- input ----------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct session *s = h->data;
+	/* Small reads for commands, larger inside a message; an idle session
+	 * holds no input buffer at all (see session_process). */
+	size_t want = (s->state == SESS_DATA || s->state == SESS_BDAT) ? 32768 : 4096;
+	size_t room = SESSION_IN_MAX - s->in.len;
+
+	(void)suggested;
+	if (want > room)
+		want = room;
+	if (want == 0 || buf_reserve(&s->in, want) < 0) {
+		*b = uv_buf_init(NULL, 0);
+		return;
+	}
+	*b = uv_buf_init((char *)s->in.data + s->in.len, (unsigned)want);
+}
+
+/* The filter point: plaintext today, TLS records after STARTTLS later. */
+static void conn_input(struct session *s, size_t n)
+{
+	s->in.len += n;
+	s->bytes_in += n;
+	if (s->state == SESS_GREETING) {
+		/* Input before the banner: a client that does not wait for the
+		 * greeting is not following RFC 5321 4.3.1 (an early talker). */
+		s->early_talker = true;
+		session_reply(s, &r_early);
+		session_close(s, "early-talker");
+		return;
+	}
+	restart_timer(s);
+	session_process(s);
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct session *s = st->data;
+
+	(void)b;
+	if (n > 0) {
+		conn_input(s, (size_t)n);
+	} else if (n < 0) {
+		session_close(s, n == UV_EOF ? "client-closed" : uv_err_name((int)n));
+	}
+}
+
+static void set_reading(struct session *s, bool on)
+{
+	if (s->state == SESS_CLOSING || on == s->reading)
+		return;
+	if (on)
+		s->reading = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0;
+	else if (uv_read_stop((uv_stream_t *)&s->tcp) == 0)
+		s->reading = false;
+}
+
+static void run_command(struct session *s, const uint8_t *line, size_t len)
+{
+	struct smtp_cmd c;
+
+	if (memchr(line, '\0', len) != NULL) {
+		session_error(s, &r_nul);
+		return;
+	}
+	smtp_cmd_parse(line, len, &c);
+	if (c.verb == SMTP_HTTP) {
+		session_reply(s, &r_http);
+		session_close(s, "http-request");
+		return;
+	}
+	if (now_ms(s) - s->started_ms > (uint64_t)s->w->conf->session_timeout * 1000) {
+		session_reply(s, &r_session_timeout);
+		session_close(s, "session-timeout");
+		return;
+	}
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++) {
+		if (cmd_table[i].verb != c.verb)
+			continue;
+		if (cmd_table[i].needs_helo && !s->helo_done) {
+			session_error(s, &r_need_helo);
+			return;
+		}
+		cmd_table[i].fn(s, &c);
+		return;
+	}
+	session_error(s, &r_unknown);
+}
+
+/* One command line from `in`, if a whole one is there. */
+static bool take_command(struct session *s)
+{
+	uint8_t *lf = memchr(s->in.data, '\n', s->in.len);
+	size_t len;
+
+	if (lf == NULL) {
+		/* RFC 5321 4.5.3.1.4: 512 octets with CR LF. Past that, drop
+		 * bytes until the line ends and refuse it then. */
+		if (s->in.len > SMTP_CMD_LINE_MAX) {
+			s->skip_line = true;
+			buf_reset(&s->in);
+		}
+		return false;
+	}
+	len = (size_t)(lf - s->in.data) + 1;
+	if (s->skip_line || len > SMTP_CMD_LINE_MAX) {
+		s->skip_line = false;
+		buf_consume(&s->in, len);
+		session_error(s, &r_toolong);
+		return true;
+	}
+	/* The line without CR LF; a bare LF ending a command is tolerated
+	 * (RFC 5321 4.1.1 wants CR LF, but it cannot smuggle anything here). */
+	size_t n = len - 1;
+	if (n > 0 && s->in.data[n - 1] == '\r')
+		n--;
+	run_command(s, s->in.data, n);
+	buf_consume(&s->in, len);
+	return true;
+}
+
+void session_process(struct session *s)
+{
+	session_ref(s);
+	while (s->state != SESS_CLOSING && s->state != SESS_WAIT &&
+	       s->state != SESS_GREETING && s->in.len > 0 &&
+	       s->out.len < SESSION_OUT_MAX / 2) {
+		size_t used;
+
+		if (s->state == SESS_DATA) {
+			used = data_input(s, s->in.data, s->in.len);
+			buf_consume(&s->in, used);
+		} else if (s->state == SESS_BDAT) {
+			used = bdat_input(s, s->in.data, s->in.len);
+			buf_consume(&s->in, used);
+		} else if (!take_command(s)) {
+			break;
+		}
+	}
+	if (s->state != SESS_CLOSING) {
+		session_flush(s);
+		/* Keep reading unless the input buffer is full of work we
+		 * cannot do yet (commit in flight, or replies not drained). */
+		set_reading(s, s->in.len < SESSION_IN_MAX - SMTP_CMD_LINE_MAX);
+		if (s->in.len == 0)
+			buf_shrink(&s->in, 0);
+	}
+	session_unref(s);
+}
+
+/* ---- accept ---------------------------------------------------------- */
+
+static const struct smtp_reply r_busy = {
+	421, "4.7.0", "Server busy: too many connections, try again later"
+};
+static const struct smtp_reply r_busy_ip = {
+	421, "4.7.0", "Too many connections from your address, try again later"
+};
+
+static void peer_name(struct session *s)
+{
+	int len = sizeof s->peer;
+
+	memset(&s->peer, 0, sizeof s->peer);
+	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->peer, &len) != 0) {
+		snprintf(s->client_ip, sizeof s->client_ip, "unknown");
+		return;
+	}
+	if (s->peer.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&s->peer;
+		uv_ip4_name(a, s->client_ip, sizeof s->client_ip);
+		s->client_port = ntohs(a->sin_port);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->peer;
+		uv_ip6_name(a, s->client_ip, sizeof s->client_ip);
+		s->client_port = ntohs(a->sin6_port);
+	}
+}
+
+void session_accept(struct worker *w, const struct listener_conf *lc,
+		    uv_stream_t *server)
+{
+	struct session *s = calloc(1, sizeof *s);
+	enum connlimit_result lim;
+
+	if (s == NULL)
+		return;
+	s->w = w;
+	s->lc = lc;
+	w->nsessions++;
+	s->started_ms = uv_now(w->loop);
+	snprintf(s->id, sizeof s->id, "%02x%06llx%08llx", w->index & 0xff,
+		 (unsigned long long)(uv_now(w->loop) / 1000) & 0xffffff,
+		 (unsigned long long)(w->next_session++ & 0xffffffff));
+	buf_init(&s->in, SESSION_IN_MAX);
+	buf_init(&s->out, SESSION_OUT_MAX);
+	buf_init(&s->wbuf, SESSION_OUT_MAX);
+	buf_init(&s->tx.dbuf, SESSION_SPOOL_CHUNK * 2);
+	uv_tcp_init(w->loop, &s->tcp);
+	uv_timer_init(w->loop, &s->timer);
+	s->tcp.data = s;
+	s->timer.data = s;
+	s->refs = 2; /* the socket and the timer */
+	if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+		s->state = SESS_CLOSING;
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+		return;
+	}
+	uv_tcp_nodelay(&s->tcp, 1);
+	peer_name(s);
+	session_log(s, "connect", "client=%s port=%u listener=%s local_port=%u",
+		    s->client_ip, s->client_port, conf_role_name(lc->role), lc->port);
+	if (lc->role == ROLE_SUBMISSIONS) {
+		/* RFC 8314: TLS from the first byte. Without TLS (the next
+		 * issue) nothing may be said in plaintext here: close. */
+		session_close(s, "implicit-tls-not-available");
+		return;
+	}
+	if (w->stopping) {
+		session_reply(s, &r_shutdown);
+		session_close(s, "shutting-down");
+		return;
+	}
+	lim = connlimit_acquire(w->connlimit, w->index, &s->peer,
+				w->conf->max_connections, w->conf->max_connections_per_ip);
+	if (lim == CONNLIMIT_TOTAL || lim == CONNLIMIT_PER_IP) {
+		session_reply(s, lim == CONNLIMIT_TOTAL ? &r_busy : &r_busy_ip);
+		session_close(s, lim == CONNLIMIT_TOTAL ? "max-connections" : "max-connections-per-ip");
+		return;
+	}
+	s->counted = lim == CONNLIMIT_OK;
+	if (lim == CONNLIMIT_UNTRACKED)
+		log_event(LOG_WARN, "event=connlimit-table-full session=%s client=%s", s->id, s->client_ip);
+	set_reading(s, true);
+	if (lc->greet_pause_ms > 0) {
+		s->state = SESS_GREETING;
+		uv_timer_start(&s->timer, on_timer, lc->greet_pause_ms, 0);
+		return;
+	}
+	s->state = SESS_GREETING;
+	on_timer(&s->timer);
+}
+
+void session_tx_reset(struct session *s)
+{
+	struct transaction *t = &s->tx;
+
+	if (t->spooling)
+		spool_msg_abort(&t->msg);
+	free(t->rcpts);
+	buf_free(&t->dbuf);
+	memset(t, 0, sizeof *t);
+	buf_init(&t->dbuf, SESSION_SPOOL_CHUNK * 2);
+}

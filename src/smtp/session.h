@@ -1,0 +1,180 @@
+/*
+ * session.h - one inbound SMTP session: the ESMTP state machine (RFC 5321)
+ * over a libuv stream, run inside a worker process.
+ *
+ * SYNOPSIS
+ *	worker side:	session_accept(w, listener, server_stream);
+ *	command files:	cmd_helo.c cmd_mail.c cmd_rcpt.c cmd_data.c cmd_misc.c
+ *			implement the rows of the command table (session.c).
+ *
+ * DESCRIPTION
+ *	Bytes from the connection land in `in`; session_process() takes
+ *	complete command lines (at most 512 octets with CR LF, RFC 5321
+ *	4.5.3.1.4) or, inside DATA/BDAT, message bytes, until the input is used
+ *	up or the session must wait (a spool commit in flight). Replies are
+ *	collected in `out` and sent when the input is drained, so a pipelined
+ *	group (RFC 2920) gets its replies in one write.
+ *
+ *	The connection is a filter point: conn_input() and conn_send() are the
+ *	only places that touch the socket, so TLS can be put between the
+ *	socket and the session without the command code knowing (STARTTLS then
+ *	resets `in`, the HELO and the transaction: RFC 3207 4.2).
+ *
+ *	States: GREETING (greet pause: any input is an early talker), COMMAND,
+ *	DATA, BDAT, WAIT (spool commit in flight: input is held), CLOSING.
+ *	The transaction (MAIL, RCPTs, message) is a separate struct reset by
+ *	RSET, HELO/EHLO, a finished message and any refusal of DATA.
+ *
+ *	A session is freed only when its socket, its timer and any commit in
+ *	flight have all finished: session_close() marks and starts the closes,
+ *	session_unref() frees at the last reference (never inside a callback
+ *	that still uses it).
+ */
+#ifndef TERN_SESSION_H
+#define TERN_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../conf/conf.h"
+#include "../daemon/users.h"
+#include "../lib/buf.h"
+#include "../proto/data.h"
+#include "../proto/smtp_cmd.h"
+#include "../spool/spool.h"
+#include "connlimit.h"
+
+#define SMTP_CMD_LINE_MAX 512
+#define SESSION_IN_MAX (64 * 1024)
+#define SESSION_OUT_MAX (64 * 1024)
+#define SESSION_SPOOL_CHUNK (64 * 1024)
+
+/* Shared by every session of a worker process. */
+struct worker {
+	uv_loop_t *loop;
+	const struct conf *conf;
+	const struct users *users;
+	struct connlimit *connlimit;
+	struct spool spool;
+	unsigned index;
+	unsigned nsessions;
+	uint64_t next_session;
+	bool stopping;
+	void (*on_idle)(struct worker *w); /* stopping and no session left */
+};
+
+enum session_state {
+	SESS_GREETING,
+	SESS_COMMAND,
+	SESS_DATA,
+	SESS_BDAT,
+	SESS_WAIT,
+	SESS_CLOSING,
+};
+
+struct rcpt {
+	struct mailbox mb;
+	struct rcpt_params params;
+};
+
+struct transaction {
+	bool active;			/* MAIL accepted */
+	struct mailbox from;
+	struct mail_params mp;
+	struct rcpt *rcpts;		/* malloc'd, nrcpts used */
+	unsigned nrcpts;
+	unsigned rcpt_attempts;		/* RCPT commands, accepted or not */
+	/* message in progress */
+	bool spooling;			/* spool file open */
+	struct spool_msg msg;
+	struct data_reader dr;
+	struct buf dbuf;		/* DATA output waiting for the spool */
+	bool bdat_started;
+	bool bdat_last;
+	bool bdat_refused;		/* chunk is read and dropped */
+	uint64_t bdat_left;
+	uint64_t bdat_size;
+	const struct smtp_reply *bdat_refusal;
+};
+
+struct session {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct worker *w;
+	const struct listener_conf *lc;
+	char id[17];
+	char client_ip[INET6_ADDRSTRLEN];
+	uint16_t client_port;
+	struct sockaddr_storage peer;
+	bool counted;			/* holds a connlimit slot */
+
+	enum session_state state;
+	struct buf in;
+	struct buf out;
+	uv_write_t wreq;
+	struct buf wbuf;		/* bytes in the write in flight */
+	bool writing;
+	bool reading;
+	bool skip_line;			/* discarding an over-long command line */
+	bool early_talker;
+
+	bool helo_done;
+	bool esmtp;
+	char helo[256];			/* printable ASCII only */
+
+	struct transaction tx;
+
+	unsigned errors;
+	unsigned messages;
+	unsigned refs;
+	uint64_t started_ms;
+	uint64_t bytes_in;
+};
+
+/* Worker side. */
+void session_accept(struct worker *w, const struct listener_conf *lc,
+		    uv_stream_t *server);
+
+/* Used by the command files. */
+void session_reply(struct session *s, const struct smtp_reply *r);
+/* Reply lines written as given (EHLO's multi-line list). */
+void session_send_raw(struct session *s, const char *text);
+void session_replyf(struct session *s, int code, const char *enh,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Count a protocol error; after max_errors, 421 and close. */
+void session_error(struct session *s, const struct smtp_reply *r);
+void session_close(struct session *s, const char *reason);
+void session_flush(struct session *s);
+void session_process(struct session *s);
+void session_tx_reset(struct session *s);
+void session_ref(struct session *s);
+void session_unref(struct session *s);
+/* Escaped key=value pairs for the log line of an event. */
+void session_log(struct session *s, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool session_is_submission(const struct session *s);
+
+/* The command handlers (one row each in session.c's table). */
+void cmd_helo(struct session *s, const struct smtp_cmd *c);
+void cmd_ehlo(struct session *s, const struct smtp_cmd *c);
+void cmd_mail(struct session *s, const struct smtp_cmd *c);
+void cmd_rcpt(struct session *s, const struct smtp_cmd *c);
+void cmd_data(struct session *s, const struct smtp_cmd *c);
+void cmd_bdat(struct session *s, const struct smtp_cmd *c);
+void cmd_rset(struct session *s, const struct smtp_cmd *c);
+void cmd_noop(struct session *s, const struct smtp_cmd *c);
+void cmd_quit(struct session *s, const struct smtp_cmd *c);
+void cmd_vrfy(struct session *s, const struct smtp_cmd *c);
+void cmd_expn(struct session *s, const struct smtp_cmd *c);
+void cmd_help(struct session *s, const struct smtp_cmd *c);
+void cmd_starttls(struct session *s, const struct smtp_cmd *c);
+void cmd_auth(struct session *s, const struct smtp_cmd *c);
+void cmd_etrn(struct session *s, const struct smtp_cmd *c);
+
+/* DATA and BDAT bytes (cmd_data.c), called by session_process. */
+size_t data_input(struct session *s, const uint8_t *p, size_t n);
+size_t bdat_input(struct session *s, const uint8_t *p, size_t n);
+
+#endif

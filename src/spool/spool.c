@@ -1,0 +1,304 @@
+/* spool.c - writing messages into the durable queue; see spool.h. */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+
+static int join(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s/%s", a, b);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int spool_make_dirs(const char *data_dir, char *err, size_t errlen)
+{
+	static const char *const dirs[] = { "", "spool", "spool/tmp", "spool/queue",
+					    "spool/corrupt", "mail" };
+	char p[DIRSYNC_PATH_MAX];
+
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		if (join(p, sizeof p, data_dir, dirs[i]) < 0) {
+			snprintf(err, errlen, "%s: path too long", data_dir);
+			return -1;
+		}
+		if (mkdir(p, 0750) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int spool_init(struct spool *sp, uv_loop_t *loop, const char *data_dir,
+	       unsigned worker)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->loop = loop;
+	sp->worker = worker;
+	dirsync_init(&sp->ds, loop);
+	if (join(sp->tmp_dir, sizeof sp->tmp_dir, data_dir, "spool/tmp") < 0 ||
+	    join(sp->queue_dir, sizeof sp->queue_dir, data_dir, "spool/queue") < 0)
+		return -1;
+	return 0;
+}
+
+void spool_new_qid(struct spool *sp, char out[QID_MAX + 1])
+{
+	struct timeval tv;
+	uint64_t usec;
+
+	gettimeofday(&tv, NULL);
+	usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	/* Never go backwards within a worker, even if the clock does. */
+	if (usec <= sp->last_usec)
+		usec = sp->last_usec + 1;
+	sp->last_usec = usec;
+	snprintf(out, QID_MAX + 1, "%013" PRIX64 "%02X%05" PRIX32, usec,
+		 sp->worker & 0xff, sp->counter++ & 0xfffff);
+}
+
+static void note_err(struct spool_msg *m, int e)
+{
+	if (m->err == 0)
+		m->err = e ? e : EIO;
+}
+
+static void write_all(struct spool_msg *m, const struct iovec *iov, int n)
+{
+	struct iovec v[2];
+
+	if (m->err != 0)
+		return;
+	memcpy(v, iov, (size_t)n * sizeof *iov);
+	while (n > 0) {
+		ssize_t w = writev(m->fd, v, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			note_err(m, errno);
+			return;
+		}
+		while (n > 0 && (size_t)w >= v[0].iov_len) {
+			w -= (ssize_t)v[0].iov_len;
+			v[0] = v[1];
+			n--;
+		}
+		if (n > 0) {
+			v[0].iov_base = (char *)v[0].iov_base + w;
+			v[0].iov_len -= (size_t)w;
+		}
+	}
+}
+
+int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env)
+{
+	char path[DIRSYNC_PATH_MAX + QID_MAX + 2];
+	struct buf hdr;
+	struct iovec iov[2];
+
+	memset(m, 0, sizeof *m);
+	m->sp = sp;
+	spool_new_qid(sp, m->qid);
+	snprintf(path, sizeof path, "%s/%s", sp->tmp_dir, m->qid);
+	m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (m->fd < 0) {
+		m->err = errno;
+		return -1;
+	}
+	buf_init(&hdr, 256);
+	if (qfile_begin(&hdr) < 0 || qfile_put(&hdr, QR_ID, m->qid, strlen(m->qid)) < 0)
+		tern_bug("event=bug what=\"queue file header does not fit\"");
+	iov[0] = (struct iovec){ hdr.data, hdr.len };
+	iov[1] = (struct iovec){ env->data, env->len };
+	write_all(m, iov, 2);
+	buf_free(&hdr);
+	return m->err ? -1 : 0;
+}
+
+void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
+{
+	uint8_t h[QFILE_REC_HDR];
+	struct iovec iov[2];
+
+	if (n == 0)
+		return;
+	/* Callers pass chunks far below 4 GiB (the session's DATA buffer). */
+	h[0] = QR_MSG;
+	h[1] = (uint8_t)(n >> 24);
+	h[2] = (uint8_t)(n >> 16);
+	h[3] = (uint8_t)(n >> 8);
+	h[4] = (uint8_t)n;
+	iov[0] = (struct iovec){ h, sizeof h };
+	iov[1] = (struct iovec){ (void *)p, n };
+	write_all(m, iov, 2);
+	m->msg_size += n;
+}
+
+static void tmp_path(const struct spool_msg *m, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s", m->sp->tmp_dir, m->qid);
+}
+
+/* Thread pool: make the file durable, then move it into queue/. */
+static void commit_work(uv_work_t *w)
+{
+	struct spool_msg *m = w->data;
+	char from[DIRSYNC_PATH_MAX + QID_MAX + 2], to[DIRSYNC_PATH_MAX + QID_MAX + 2];
+
+	if (m->err == 0 && fsync(m->fd) < 0)
+		note_err(m, errno);
+	if (close(m->fd) < 0)
+		note_err(m, errno);
+	m->fd = -1;
+	tmp_path(m, from, sizeof from);
+	if (m->err == 0) {
+		snprintf(to, sizeof to, "%s/%s", m->sp->queue_dir, m->qid);
+		if (rename(from, to) < 0)
+			note_err(m, errno);
+	}
+	if (m->err != 0)
+		unlink(from);
+}
+
+static void commit_finish(void *arg, int err)
+{
+	struct spool_msg *m = arg;
+
+	m->sp->pending--;
+	if (err != 0)
+		note_err(m, err);
+	m->cb(m->arg, m->err);
+}
+
+static void commit_after(uv_work_t *w, int status)
+{
+	struct spool_msg *m = w->data;
+
+	if (status != 0)
+		note_err(m, EIO);
+	if (m->err != 0) {
+		commit_finish(m, 0);
+		return;
+	}
+	dirsync_request(&m->sp->ds, &m->dreq, m->sp->queue_dir, commit_finish, m);
+}
+
+void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void *arg)
+{
+	uint8_t end[QFILE_REC_HDR + 8];
+	struct iovec iov = { end, sizeof end };
+
+	for (int i = 0; i < 8; i++)
+		end[QFILE_REC_HDR + i] = (uint8_t)(m->msg_size >> (56 - 8 * i));
+	end[0] = QR_END;
+	end[1] = end[2] = end[3] = 0;
+	end[4] = 8;
+	write_all(m, &iov, 1);
+	m->cb = cb;
+	m->arg = arg;
+	m->work.data = m;
+	m->sp->pending++;
+	if (uv_queue_work(m->sp->loop, &m->work, commit_work, commit_after) != 0) {
+		note_err(m, EIO);
+		commit_work(&m->work);
+		commit_finish(m, 0);
+	}
+}
+
+void spool_msg_abort(struct spool_msg *m)
+{
+	char path[DIRSYNC_PATH_MAX + QID_MAX + 2];
+
+	if (m->fd >= 0) {
+		close(m->fd);
+		m->fd = -1;
+	}
+	tmp_path(m, path, sizeof path);
+	unlink(path);
+}
+
+static int move_corrupt(const char *data_dir, const char *name)
+{
+	char from[DIRSYNC_PATH_MAX + 300], to[DIRSYNC_PATH_MAX + 300];
+
+	snprintf(from, sizeof from, "%s/spool/queue/%s", data_dir, name);
+	snprintf(to, sizeof to, "%s/spool/corrupt/%s", data_dir, name);
+	return rename(from, to);
+}
+
+int spool_recover(const char *data_dir)
+{
+	char path[DIRSYNC_PATH_MAX + 300];
+	struct dirent *de;
+	unsigned removed = 0, corrupt = 0, queued = 0;
+	DIR *d;
+
+	snprintf(path, sizeof path, "%s/spool/tmp", data_dir);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/spool/tmp/%s", data_dir, de->d_name);
+		if (unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+
+	snprintf(path, sizeof path, "%s/spool/queue", data_dir);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		struct qenv env;
+		struct buf b;
+		int fd, ok;
+
+		if (de->d_name[0] == '.' || strchr(de->d_name, '.') != NULL)
+			continue;
+		snprintf(path, sizeof path, "%s/spool/queue/%s", data_dir, de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		buf_init(&b, SIZE_MAX);
+		ok = 0;
+		for (;;) {
+			ssize_t n;
+
+			if (buf_reserve(&b, 65536) < 0)
+				break;
+			n = read(fd, b.data + b.len, 65536);
+			if (n <= 0) {
+				ok = n == 0;
+				break;
+			}
+			b.len += (size_t)n;
+		}
+		close(fd);
+		if (ok && qfile_parse(b.data, b.len, &env) == 0) {
+			qfile_env_free(&env);
+			queued++;
+		} else {
+			log_event(LOG_WARN, "event=spool-corrupt file=%s reason=\"%s\" action=moved-to-corrupt",
+				  de->d_name, ok ? env.error : "unreadable");
+			if (move_corrupt(data_dir, de->d_name) == 0)
+				corrupt++;
+		}
+		buf_free(&b);
+	}
+	closedir(d);
+	log_event(LOG_INFO, "event=spool-recover removed_incomplete=%u corrupt=%u queued=%u",
+		  removed, corrupt, queued);
+	return 0;
+}

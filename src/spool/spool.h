@@ -1,0 +1,81 @@
+/*
+ * spool.h - the durable queue: accept a message, make it safe, hand it on.
+ *
+ * SYNOPSIS
+ *	spool_init(&sp, loop, data_dir, worker_index);
+ *	spool_msg_open(&sp, &m, envelope);	 tmp/QID, envelope records written
+ *	spool_msg_write(&m, p, n);		 message bytes, as MSG records
+ *	spool_msg_commit(&m, cb, arg);		 END, fsync, rename to queue/, dir fsync
+ *	spool_msg_abort(&m);			 drop an unfinished message
+ *
+ * DESCRIPTION
+ *	Layout under DATA_DIR/spool: tmp/ holds files being written, queue/
+ *	holds complete, durable messages waiting for delivery, corrupt/ holds
+ *	files that failed to parse (kept for the operator, never deleted).
+ *	A file enters queue/ only by rename after it ends with its END record
+ *	and is fsynced; the queue/ directory is then fsynced in a group round
+ *	(lib/dirsync.h) and only then does cb run with 0: that is the moment
+ *	the session may say 250 (DESIGN.md invariant 1). docs/spool.md has the
+ *	state diagram.
+ *
+ *	Writes to the file go to the page cache with write(2) on the loop
+ *	thread (they do not wait for the disk); every fsync runs on the thread
+ *	pool. The first write error (ENOSPC, EIO...) is kept in m->err; later
+ *	writes do nothing and the commit answers with that error, so the
+ *	session can say 452 4.3.1 and nothing else is touched.
+ *
+ *	Queue ids are 20 characters [0-9A-Z]: 13 hex digits of microseconds
+ *	since the epoch, the worker index (2) and a per-worker counter (5), so
+ *	they sort by arrival and never collide between workers.
+ *
+ *	spool_recover() runs once at start, before any worker: it removes
+ *	every file in tmp/ (never acknowledged) and moves queue files that do
+ *	not parse to corrupt/.
+ */
+#ifndef TERN_SPOOL_H
+#define TERN_SPOOL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "../lib/buf.h"
+#include "../lib/dirsync.h"
+#include "qfile.h"
+
+struct spool {
+	uv_loop_t *loop;
+	char tmp_dir[DIRSYNC_PATH_MAX];
+	char queue_dir[DIRSYNC_PATH_MAX];
+	unsigned worker;
+	uint32_t counter;
+	uint64_t last_usec;
+	struct dirsync ds;
+	unsigned pending;	/* commits in flight */
+};
+
+struct spool_msg {
+	struct spool *sp;
+	int fd;
+	int err;		/* first errno, 0 if none */
+	char qid[QID_MAX + 1];
+	uint64_t msg_size;
+	uv_work_t work;
+	struct dirsync_req dreq;
+	void (*cb)(void *arg, int err);
+	void *arg;
+};
+
+int spool_init(struct spool *sp, uv_loop_t *loop, const char *data_dir,
+	       unsigned worker);
+/* Create the spool directories (the parent, before dropping privileges). */
+int spool_make_dirs(const char *data_dir, char *err, size_t errlen);
+int spool_recover(const char *data_dir);
+
+void spool_new_qid(struct spool *sp, char out[QID_MAX + 1]);
+/* env holds the envelope records (qfile_put...) without magic or ID. */
+int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env);
+void spool_msg_write(struct spool_msg *m, const void *p, size_t n);
+void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void *arg);
+void spool_msg_abort(struct spool_msg *m);
+
+#endif
