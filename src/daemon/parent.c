@@ -69,8 +69,7 @@ static void resolve_user(struct daemon *d)
 /* The children write the spool and the Maildirs as the unprivileged user. */
 static void own_data_dir(const struct daemon *d)
 {
-	static const char *const dirs[] = { "", "spool", "spool/tmp", "spool/queue",
-					    "spool/corrupt", "mail" };
+	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/corrupt", "mail" };
 	char p[CONF_PATH_MAX + 32];
 
 	if (!d->drop)

@@ -66,6 +66,7 @@ static void log_write(enum log_level lvl, const char *msg, size_t len)
 		return;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void log_vevent(enum log_level lvl, const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX];

@@ -40,6 +40,16 @@
  *	are set from the decoded local part so that the relay rule can refuse
  *	the percent hack, bang paths and quoted-@ routing on every RCPT.
  *
+ *	Details the text above leaves open, as implemented: leading SP before
+ *	'<' is skipped and counted in `used`; the 256 octets run from '<' to
+ *	'>' inclusive. An empty quoted local part ("") is refused (ELOCAL).
+ *	Only the unquoted "<postmaster>" without source route is the bare
+ *	postmaster. Source-route domains must be Domains (no literals). An
+ *	address literal is stored with its brackets, lower-cased like any
+ *	domain ("[ipv6:2001:db8::1]"); a general-address-literal tag other
+ *	than IPv6 is refused. The C1 controls U+0080..U+009F count as control
+ *	characters. Label lengths are counted in octets, U-labels included.
+ *
  * DIAGNOSTICS
  *	addr_strerror() gives words for a reply; it never returns NULL.
  */

@@ -441,6 +441,14 @@ static bool parse_notify(struct slice v, unsigned *out)
 	return true;
 }
 
+/* atext, RFC 5322 3.2.3. */
+static bool is_atext(uint8_t ch)
+{
+	if (is_alpha(ch) || is_digit(ch))
+		return true;
+	return ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL;
+}
+
 /* ORCPT=addr-type ";" xtext, addr-type an RFC 5322 atom (RFC 3461 4.2). */
 static bool orcpt_valid(struct slice v)
 {
@@ -453,9 +461,7 @@ static bool orcpt_valid(struct slice v)
 	if (semi == 0 || semi == v.len || semi + 1 == v.len)
 		return false; /* empty addr-type, no ';', empty address */
 	for (size_t i = 0; i < semi; i++) {
-		uint8_t ch = v.p[i];
-		if (!(is_alpha(ch) || is_digit(ch) ||
-		      strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL))
+		if (!is_atext(v.p[i]))
 			return false;
 	}
 	return smtp_xtext_valid(slice_skip(v, semi + 1));

@@ -47,6 +47,18 @@
  *
  *	smtp_parse_bdat: "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 2), size
  *	1*20DIGIT that fits in uint64_t; LAST case-insensitive.
+ *
+ *	Details the text above leaves open, as implemented: smtp_cmd_parse
+ *	trims trailing SP/HTAB from the whole line before splitting, so
+ *	"QUIT 	" is QUIT; only one SP after the verb is taken, so
+ *	"MAIL  FROM:" gives arg " FROM:" and a 501. A non-ASCII path when
+ *	SMTPUTF8 is not offered (or, for MAIL, not given) is 553 5.6.7; with
+ *	SMTPUTF8 but invalid UTF-8 it is 501 5.1.7/5.1.3. The path must be
+ *	followed by SP or the end ("<a@b>x" is 501 5.5.4). A value-less
+ *	KEYWORD= is malformed (501). NOTIFY may not repeat an item; ORCPT
+ *	needs a non-empty xtext after ';'. AUTH= is not gated by a flag (the
+ *	session decides). BDAT tolerates extra spaces around LAST; BDAT 0 is
+ *	valid. On success *rep is set to NULL.
  */
 #ifndef TERN_SMTP_CMD_H
 #define TERN_SMTP_CMD_H

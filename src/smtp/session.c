@@ -29,7 +29,7 @@ static const struct cmd_row cmd_table[] = {
 	{ SMTP_MAIL, cmd_mail, true },
 	{ SMTP_RCPT, cmd_rcpt, true },
 	{ SMTP_DATA, cmd_data, true },
-	{ SMTP_BDAT, cmd_bdat, true },
+	{ SMTP_BDAT, cmd_bdat, false }, /* its chunk is always consumed (RFC 3030 2) */
 	{ SMTP_RSET, cmd_rset, false },
 	{ SMTP_NOOP, cmd_noop, false },
 	{ SMTP_QUIT, cmd_quit, false },

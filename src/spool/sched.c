@@ -14,6 +14,7 @@
 #include "../lib/log.h"
 #include "../proto/addr.h"
 #include "qfile.h"
+#include "spool.h"
 
 #define SCAN_EVERY_MS 60000
 #define TICK_MS 1000
@@ -110,6 +111,15 @@ static void add_if_new(struct sched *q, const char *name)
 }
 
 /* ---- one attempt, on the thread pool -------------------------------- */
+
+/* A session marks its file complete when the message is all there
+ * (spool.h); until then it is not work. */
+static bool file_complete(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && (st.st_mode & SPOOL_MODE_COMPLETE) == SPOOL_MODE_COMPLETE;
+}
 
 static int read_file(const char *path, struct buf *b)
 {
@@ -258,6 +268,13 @@ static void attempt_work(uv_work_t *w)
 	e->sync_dir[0] = '\0';
 	buf_init(&file, SIZE_MAX);
 	snprintf(path, sizeof path, "%s/%s", q->queue_dir, e->qid);
+	if (!file_complete(path)) {
+		/* Still being received (or gone): its completion mark will
+		 * raise another event. */
+		e->gone = true;
+		buf_free(&file);
+		return;
+	}
 	if ((err = read_file(path, &file)) != 0 || qfile_parse(file.data, file.len, &env) < 0) {
 		if (err != ENOENT)
 			log_event(LOG_WARN, "event=queue-file-bad qid=%s error=\"%s\"", e->qid,
@@ -406,6 +423,23 @@ static void pump(struct sched *q)
 
 /* ---- finding work ---------------------------------------------------- */
 
+static void on_gathered(uv_timer_t *t)
+{
+	pump(t->data);
+}
+
+/*
+ * New messages wait SCHED_GATHER_MS before their attempt starts, so that
+ * the attempts of messages that arrive together run together: their
+ * Maildir fsyncs then share journal commits and their new/ folder one
+ * grouped fsync, instead of one commit each in a row.
+ */
+static void gather(struct sched *q)
+{
+	if (!uv_is_active((uv_handle_t *)&q->gather))
+		uv_timer_start(&q->gather, on_gathered, SCHED_GATHER_MS, 0);
+}
+
 static void on_scan(uv_fs_t *req)
 {
 	struct sched *q = req->data;
@@ -442,11 +476,12 @@ static void on_change(uv_fs_event_t *h, const char *name, int events, int status
 	}
 	if (!valid_qid(name) || find(q, name) != NULL)
 		return;
-	/* Our own removals raise events too; only files that exist are work. */
+	/* Creation, writes and our own removals raise events too; only
+	 * complete files are work. */
 	snprintf(path, sizeof path, "%s/%s", q->queue_dir, name);
-	if (access(path, F_OK) == 0) {
+	if (file_complete(path)) {
 		add_if_new(q, name);
-		pump(q);
+		gather(q);
 	}
 }
 
@@ -480,6 +515,8 @@ int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf)
 			  q->queue_dir, SCAN_EVERY_MS / 1000);
 	uv_timer_init(loop, &q->tick);
 	q->tick.data = q;
+	uv_timer_init(loop, &q->gather);
+	q->gather.data = q;
 	uv_timer_start(&q->tick, on_tick, TICK_MS, TICK_MS);
 	scan(q);
 	return 0;
@@ -491,5 +528,6 @@ void sched_stop(struct sched *q, void (*on_stopped)(struct sched *q))
 	q->on_stopped = on_stopped;
 	uv_fs_event_stop(&q->watch);
 	uv_timer_stop(&q->tick);
+	uv_timer_stop(&q->gather);
 	maybe_stopped(q);
 }

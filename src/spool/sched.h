@@ -8,7 +8,9 @@
  * DESCRIPTION
  *	Watches DATA_DIR/spool/queue (inotify through uv_fs_event, and a full
  *	scan at start and every minute as a safety net), and delivers every
- *	message there. A delivery attempt reads the queue file, delivers each
+ *	message there that is marked complete (spool.h). New messages are
+ *	gathered for SCHED_GATHER_MS so that messages arriving together are
+ *	delivered together and share their fsyncs. A delivery attempt reads the queue file, delivers each
  *	recipient not yet done to its Maildir on the thread pool, then:
  *	  all done:        fsync the Maildir new/ folders (grouped across
  *	                   messages), then remove the queue file;
@@ -30,6 +32,7 @@
 
 #define SCHED_MAX_INFLIGHT 32
 #define SCHED_BUCKETS 4096
+#define SCHED_GATHER_MS 50
 
 struct qent;
 
@@ -39,6 +42,7 @@ struct sched {
 	char queue_dir[DIRSYNC_PATH_MAX];
 	uv_fs_event_t watch;
 	uv_timer_t tick;
+	uv_timer_t gather;
 	uv_fs_t scan;
 	bool scanning;
 	uint64_t last_scan_ms;

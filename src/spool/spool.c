@@ -24,8 +24,7 @@ static int join(char *out, size_t cap, const char *a, const char *b)
 
 int spool_make_dirs(const char *data_dir, char *err, size_t errlen)
 {
-	static const char *const dirs[] = { "", "spool", "spool/tmp", "spool/queue",
-					    "spool/corrupt", "mail" };
+	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/corrupt", "mail" };
 	char p[DIRSYNC_PATH_MAX];
 
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
@@ -48,8 +47,7 @@ int spool_init(struct spool *sp, uv_loop_t *loop, const char *data_dir,
 	sp->loop = loop;
 	sp->worker = worker;
 	dirsync_init(&sp->ds, loop);
-	if (join(sp->tmp_dir, sizeof sp->tmp_dir, data_dir, "spool/tmp") < 0 ||
-	    join(sp->queue_dir, sizeof sp->queue_dir, data_dir, "spool/queue") < 0)
+	if (join(sp->queue_dir, sizeof sp->queue_dir, data_dir, "spool/queue") < 0)
 		return -1;
 	return 0;
 }
@@ -112,8 +110,8 @@ int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env)
 	memset(m, 0, sizeof *m);
 	m->sp = sp;
 	spool_new_qid(sp, m->qid);
-	snprintf(path, sizeof path, "%s/%s", sp->tmp_dir, m->qid);
-	m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	snprintf(path, sizeof path, "%s/%s", sp->queue_dir, m->qid);
+	m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_MODE_WRITING);
 	if (m->fd < 0) {
 		m->err = errno;
 		return -1;
@@ -147,55 +145,59 @@ void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 	m->msg_size += n;
 }
 
-static void tmp_path(const struct spool_msg *m, char *out, size_t cap)
+static void msg_path(const struct spool_msg *m, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/%s", m->sp->tmp_dir, m->qid);
+	snprintf(out, cap, "%s/%s", m->sp->queue_dir, m->qid);
 }
 
-/* Thread pool: make the file durable, then move it into queue/. */
-static void commit_work(uv_work_t *w)
+/* Both halves of the commit end here; the second one answers. */
+static void commit_part_done(struct spool_msg *m, int err)
 {
-	struct spool_msg *m = w->data;
-	char from[DIRSYNC_PATH_MAX + QID_MAX + 2], to[DIRSYNC_PATH_MAX + QID_MAX + 2];
+	char path[DIRSYNC_PATH_MAX + QID_MAX + 2];
 
-	if (m->err == 0 && fsync(m->fd) < 0)
-		note_err(m, errno);
-	if (close(m->fd) < 0)
-		note_err(m, errno);
-	m->fd = -1;
-	tmp_path(m, from, sizeof from);
-	if (m->err == 0) {
-		snprintf(to, sizeof to, "%s/%s", m->sp->queue_dir, m->qid);
-		if (rename(from, to) < 0)
-			note_err(m, errno);
-	}
-	if (m->err != 0)
-		unlink(from);
-}
-
-static void commit_finish(void *arg, int err)
-{
-	struct spool_msg *m = arg;
-
-	m->sp->pending--;
 	if (err != 0)
 		note_err(m, err);
+	if (--m->parts > 0)
+		return;
+	m->sp->pending--;
+	if (m->err != 0) {
+		msg_path(m, path, sizeof path);
+		unlink(path);
+	}
 	m->cb(m->arg, m->err);
 }
 
-static void commit_after(uv_work_t *w, int status)
+/* Thread pool: make the file's contents durable. */
+static void fsync_work(uv_work_t *w)
 {
 	struct spool_msg *m = w->data;
 
-	if (status != 0)
-		note_err(m, EIO);
-	if (m->err != 0) {
-		commit_finish(m, 0);
-		return;
-	}
-	dirsync_request(&m->sp->ds, &m->dreq, m->sp->queue_dir, commit_finish, m);
+	if (fsync(m->fd) < 0)
+		m->fsync_err = errno;
+	if (close(m->fd) < 0 && m->fsync_err == 0)
+		m->fsync_err = errno;
+	m->fd = -1;
 }
 
+static void fsync_after(uv_work_t *w, int status)
+{
+	struct spool_msg *m = w->data;
+
+	commit_part_done(m, status != 0 ? EIO : m->fsync_err);
+}
+
+static void dir_synced(void *arg, int err)
+{
+	commit_part_done(arg, err);
+}
+
+/*
+ * The file was created in queue/ when the message began, so its directory
+ * entry exists: the file fsync and the directory fsync can run at the
+ * same time, and the 250 waits for both (one journal commit of latency
+ * instead of two in a row). The owner-execute bit, set before either,
+ * marks the file complete for the queue runner and for recovery.
+ */
 void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void *arg)
 {
 	uint8_t end[QFILE_REC_HDR + 8];
@@ -207,15 +209,25 @@ void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void 
 	end[1] = end[2] = end[3] = 0;
 	end[4] = 8;
 	write_all(m, &iov, 1);
+	if (m->err == 0 && fchmod(m->fd, SPOOL_MODE_COMPLETE) < 0)
+		note_err(m, errno);
 	m->cb = cb;
 	m->arg = arg;
 	m->work.data = m;
+	m->parts = 2;
 	m->sp->pending++;
-	if (uv_queue_work(m->sp->loop, &m->work, commit_work, commit_after) != 0) {
-		note_err(m, EIO);
-		commit_work(&m->work);
-		commit_finish(m, 0);
+	if (m->err != 0) {
+		close(m->fd);
+		m->fd = -1;
+		m->parts = 1;
+		commit_part_done(m, 0);
+		return;
 	}
+	if (uv_queue_work(m->sp->loop, &m->work, fsync_work, fsync_after) != 0) {
+		fsync_work(&m->work);
+		fsync_after(&m->work, 0);
+	}
+	dirsync_request(&m->sp->ds, &m->dreq, m->sp->queue_dir, dir_synced, m);
 }
 
 void spool_msg_abort(struct spool_msg *m)
@@ -226,7 +238,7 @@ void spool_msg_abort(struct spool_msg *m)
 		close(m->fd);
 		m->fd = -1;
 	}
-	tmp_path(m, path, sizeof path);
+	msg_path(m, path, sizeof path);
 	unlink(path);
 }
 
@@ -246,30 +258,28 @@ int spool_recover(const char *data_dir)
 	unsigned removed = 0, corrupt = 0, queued = 0;
 	DIR *d;
 
-	snprintf(path, sizeof path, "%s/spool/tmp", data_dir);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/spool/tmp/%s", data_dir, de->d_name);
-		if (unlink(path) == 0)
-			removed++;
-	}
-	closedir(d);
-
 	snprintf(path, sizeof path, "%s/spool/queue", data_dir);
 	if ((d = opendir(path)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		struct qenv env;
+		struct stat st;
 		struct buf b;
 		int fd, ok;
 
-		if (de->d_name[0] == '.' || strchr(de->d_name, '.') != NULL)
+		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof path, "%s/spool/queue/%s", data_dir, de->d_name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		/* Leftovers of an interrupted state update, and files never
+		 * marked complete: neither was ever acknowledged. */
+		if (strstr(de->d_name, ".tmp") != NULL ||
+		    (strchr(de->d_name, '.') == NULL && stat(path, &st) == 0 &&
+		     (st.st_mode & SPOOL_MODE_COMPLETE) != SPOOL_MODE_COMPLETE)) {
+			if (unlink(path) == 0)
+				removed++;
+			continue;
+		}
+		if (strchr(de->d_name, '.') != NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 			continue;
 		buf_init(&b, SIZE_MAX);
 		ok = 0;
@@ -290,6 +300,8 @@ int spool_recover(const char *data_dir)
 			qfile_env_free(&env);
 			queued++;
 		} else {
+			/* Marked complete yet unreadable: it may have been
+			 * acknowledged, so it is kept for the operator. */
 			log_event(LOG_WARN, "event=spool-corrupt file=%s reason=\"%s\" action=moved-to-corrupt",
 				  de->d_name, ok ? env.error : "unreadable");
 			if (move_corrupt(data_dir, de->d_name) == 0)

@@ -9,14 +9,15 @@
  *	spool_msg_abort(&m);			 drop an unfinished message
  *
  * DESCRIPTION
- *	Layout under DATA_DIR/spool: tmp/ holds files being written, queue/
- *	holds complete, durable messages waiting for delivery, corrupt/ holds
- *	files that failed to parse (kept for the operator, never deleted).
- *	A file enters queue/ only by rename after it ends with its END record
- *	and is fsynced; the queue/ directory is then fsynced in a group round
- *	(lib/dirsync.h) and only then does cb run with 0: that is the moment
- *	the session may say 250 (DESIGN.md invariant 1). docs/spool.md has the
- *	state diagram.
+ *	Layout under DATA_DIR/spool: queue/ holds messages, corrupt/ holds
+ *	files that failed to parse at start (kept for the operator, never
+ *	deleted). A message file is created in queue/ with mode 0600 when
+ *	DATA or BDAT begins; the commit writes its END record and sets the
+ *	owner-execute bit (mode 0700, SPOOL_MODE_COMPLETE: Postfix's way of
+ *	saying "complete"), then fsyncs the file and, at the same time, the
+ *	queue/ directory in a group round (lib/dirsync.h). Only when both are
+ *	done does cb run with 0: that is the moment the session may say 250
+ *	(DESIGN.md invariant 1). docs/spool.md has the state diagram.
  *
  *	Writes to the file go to the page cache with write(2) on the loop
  *	thread (they do not wait for the disk); every fsync runs on the thread
@@ -29,8 +30,8 @@
  *	they sort by arrival and never collide between workers.
  *
  *	spool_recover() runs once at start, before any worker: it removes
- *	every file in tmp/ (never acknowledged) and moves queue files that do
- *	not parse to corrupt/.
+ *	files never marked complete (never acknowledged) and moves complete
+ *	files that do not parse to corrupt/.
  */
 #ifndef TERN_SPOOL_H
 #define TERN_SPOOL_H
@@ -42,9 +43,11 @@
 #include "../lib/dirsync.h"
 #include "qfile.h"
 
+#define SPOOL_MODE_WRITING 0600
+#define SPOOL_MODE_COMPLETE 0700
+
 struct spool {
 	uv_loop_t *loop;
-	char tmp_dir[DIRSYNC_PATH_MAX];
 	char queue_dir[DIRSYNC_PATH_MAX];
 	unsigned worker;
 	uint32_t counter;
@@ -57,6 +60,8 @@ struct spool_msg {
 	struct spool *sp;
 	int fd;
 	int err;		/* first errno, 0 if none */
+	int fsync_err;		/* set by the thread pool */
+	int parts;		/* commit halves still running */
 	char qid[QID_MAX + 1];
 	uint64_t msg_size;
 	uv_work_t work;
