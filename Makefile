@@ -73,11 +73,13 @@ integration: $(TST)/ternd $(TST)/tern
 
 $(REL)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_REL) -c -o $@ $<
 
 $(TST)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_TEST) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_TEST) -c -o $@ $<
 
 $(REL)/libtern.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -94,7 +96,7 @@ $(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS) -lcmocka
 
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
-FUZZ_LIB_SRC := $(wildcard src/lib/*.c src/proto/*.c src/conf/*.c)
+FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
