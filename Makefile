@@ -102,13 +102,18 @@ build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -Isrc -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
 
+# A crash, leak or timeout fails the target (the reproducer is left in
+# build/fuzz/); the corpus grows in build/fuzz/corpus/ between runs.
 fuzz: deps $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
 	  mkdir -p build/fuzz/corpus/$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=0 \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz/$$n- \
 	      $$( [ -f fuzz/dict/$$n.dict ] && echo -dict=fuzz/dict/$$n.dict ) \
-	      build/fuzz/corpus/$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) 2>&1 | tail -n 3; \
+	      build/fuzz/corpus/$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) \
+	      > build/fuzz/$$n.log 2>&1; then \
+	    tail -n 40 build/fuzz/$$n.log; echo "FAILED: $$n (log: build/fuzz/$$n.log)"; exit 1; \
+	  fi; grep -E '^Done' build/fuzz/$$n.log; \
 	done
 
 bench: deps all

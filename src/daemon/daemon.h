@@ -47,7 +47,8 @@ struct daemon {
 int parent_run(struct daemon *d);
 _Noreturn void worker_main(struct daemon *d, unsigned index);
 _Noreturn void queue_main(struct daemon *d);
-/* In a child: become the unprivileged user, or exit. */
-void privdrop(const struct daemon *d, const char *proc);
+/* In a child: enter data_dir (paths become relative to it), become the
+ * unprivileged user, or exit. */
+void privdrop(struct daemon *d, const char *proc);
 
 #endif
