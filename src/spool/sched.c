@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -464,25 +465,57 @@ static void scan(struct sched *q)
 		q->scanning = false;
 }
 
-static void on_change(uv_fs_event_t *h, const char *name, int events, int status)
+/*
+ * inotify, asked for IN_ATTRIB only: a session's chmod that marks its file
+ * complete (spool.h) is the one event a message raises here, instead of
+ * one per write, creation and removal as with a full watch.
+ */
+static void on_inotify(uv_poll_t *h, int status, int events)
 {
 	struct sched *q = h->data;
+	char evbuf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	char path[DIRSYNC_PATH_MAX + 64];
+	bool added = false;
+	ssize_t n;
 
 	(void)events;
-	if (status < 0 || name == NULL) {
-		scan(q);
+	if (status < 0)
 		return;
+	while ((n = read(q->inotify_fd, evbuf, sizeof evbuf)) > 0) {
+		for (char *p = evbuf; p < evbuf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				scan(q);
+				continue;
+			}
+			if (ev->len == 0 || !valid_qid(ev->name) || find(q, ev->name) != NULL)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", q->queue_dir, ev->name);
+			if (file_complete(path)) {
+				add_if_new(q, ev->name);
+				added = true;
+			}
+		}
 	}
-	if (!valid_qid(name) || find(q, name) != NULL)
-		return;
-	/* Creation, writes and our own removals raise events too; only
-	 * complete files are work. */
-	snprintf(path, sizeof path, "%s/%s", q->queue_dir, name);
-	if (file_complete(path)) {
-		add_if_new(q, name);
+	if (added)
 		gather(q);
+}
+
+static int watch_queue(struct sched *q)
+{
+	q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (q->inotify_fd < 0)
+		return -1;
+	if (inotify_add_watch(q->inotify_fd, q->queue_dir, IN_ATTRIB | IN_MOVED_TO) < 0 ||
+	    uv_poll_init(q->loop, &q->watch, q->inotify_fd) != 0) {
+		close(q->inotify_fd);
+		q->inotify_fd = -1;
+		return -1;
 	}
+	q->watch.data = q;
+	return uv_poll_start(&q->watch, UV_READABLE, on_inotify);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -508,9 +541,7 @@ int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf)
 	if (snprintf(q->queue_dir, sizeof q->queue_dir, "%s/spool/queue", conf->data_dir) >=
 	    (int)sizeof q->queue_dir)
 		return -1;
-	uv_fs_event_init(loop, &q->watch);
-	q->watch.data = q;
-	if (uv_fs_event_start(&q->watch, on_change, q->queue_dir, 0) != 0)
+	if (watch_queue(q) != 0)
 		log_event(LOG_WARN, "event=queue-watch-failed dir=%s fallback=scan-every-%ds",
 			  q->queue_dir, SCAN_EVERY_MS / 1000);
 	uv_timer_init(loop, &q->tick);
@@ -526,7 +557,8 @@ void sched_stop(struct sched *q, void (*on_stopped)(struct sched *q))
 {
 	q->stopping = true;
 	q->on_stopped = on_stopped;
-	uv_fs_event_stop(&q->watch);
+	if (q->inotify_fd >= 0)
+		uv_poll_stop(&q->watch);
 	uv_timer_stop(&q->tick);
 	uv_timer_stop(&q->gather);
 	maybe_stopped(q);

@@ -6,7 +6,7 @@
  *	sched_stop(&q, on_stopped);
  *
  * DESCRIPTION
- *	Watches DATA_DIR/spool/queue (inotify through uv_fs_event, and a full
+ *	Watches DATA_DIR/spool/queue (inotify for attribute changes, and a full
  *	scan at start and every minute as a safety net), and delivers every
  *	message there that is marked complete (spool.h). New messages are
  *	gathered for SCHED_GATHER_MS so that messages arriving together are
@@ -40,7 +40,8 @@ struct sched {
 	uv_loop_t *loop;
 	const struct conf *conf;
 	char queue_dir[DIRSYNC_PATH_MAX];
-	uv_fs_event_t watch;
+	uv_poll_t watch;	/* on an inotify descriptor: IN_ATTRIB only */
+	int inotify_fd;
 	uv_timer_t tick;
 	uv_timer_t gather;
 	uv_fs_t scan;

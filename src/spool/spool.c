@@ -104,11 +104,10 @@ static void write_all(struct spool_msg *m, const struct iovec *iov, int n)
 int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env)
 {
 	char path[DIRSYNC_PATH_MAX + QID_MAX + 2];
-	struct buf hdr;
-	struct iovec iov[2];
 
 	memset(m, 0, sizeof *m);
 	m->sp = sp;
+	buf_init(&m->pending, SPOOL_PENDING_MAX);
 	spool_new_qid(sp, m->qid);
 	snprintf(path, sizeof path, "%s/%s", sp->queue_dir, m->qid);
 	m->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_MODE_WRITING);
@@ -116,33 +115,45 @@ int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env)
 		m->err = errno;
 		return -1;
 	}
-	buf_init(&hdr, 256);
-	if (qfile_begin(&hdr) < 0 || qfile_put(&hdr, QR_ID, m->qid, strlen(m->qid)) < 0)
-		tern_bug("event=bug what=\"queue file header does not fit\"");
-	iov[0] = (struct iovec){ hdr.data, hdr.len };
-	iov[1] = (struct iovec){ env->data, env->len };
-	write_all(m, iov, 2);
-	buf_free(&hdr);
-	return m->err ? -1 : 0;
+	if (qfile_begin(&m->pending) < 0 || qfile_put(&m->pending, QR_ID, m->qid, strlen(m->qid)) < 0 ||
+	    buf_append(&m->pending, env->data, env->len) < 0) {
+		/* The envelope does not fit in memory: nothing stays behind. */
+		spool_msg_abort(m);
+		m->err = ENOMEM;
+		return -1;
+	}
+	return 0;
 }
 
+/* Write what is pending, then p (if any), in one writev. */
+static void flush(struct spool_msg *m, const void *p, size_t n)
+{
+	struct iovec iov[2] = { { m->pending.data, m->pending.len }, { (void *)p, n } };
+
+	write_all(m, iov, n > 0 ? 2 : 1);
+	buf_reset(&m->pending);
+}
+
+/*
+ * Records collect in `pending` and reach the file in one writev when
+ * SPOOL_PENDING_MAX would be passed, or at the commit: a small message
+ * costs one write(2). Callers pass chunks far below 4 GiB.
+ */
 void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 {
-	uint8_t h[QFILE_REC_HDR];
-	struct iovec iov[2];
+	uint8_t h[QFILE_REC_HDR] = { QR_MSG, (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+				     (uint8_t)(n >> 8), (uint8_t)n };
 
 	if (n == 0)
 		return;
-	/* Callers pass chunks far below 4 GiB (the session's DATA buffer). */
-	h[0] = QR_MSG;
-	h[1] = (uint8_t)(n >> 24);
-	h[2] = (uint8_t)(n >> 16);
-	h[3] = (uint8_t)(n >> 8);
-	h[4] = (uint8_t)n;
-	iov[0] = (struct iovec){ h, sizeof h };
-	iov[1] = (struct iovec){ (void *)p, n };
-	write_all(m, iov, 2);
 	m->msg_size += n;
+	if (buf_append(&m->pending, h, sizeof h) < 0) {
+		flush(m, NULL, 0);
+		if (buf_append(&m->pending, h, sizeof h) < 0)
+			note_err(m, ENOMEM);
+	}
+	if (buf_append(&m->pending, p, n) < 0)
+		flush(m, p, n);
 }
 
 static void msg_path(const struct spool_msg *m, char *out, size_t cap)
@@ -201,14 +212,14 @@ static void dir_synced(void *arg, int err)
 void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void *arg)
 {
 	uint8_t end[QFILE_REC_HDR + 8];
-	struct iovec iov = { end, sizeof end };
 
 	for (int i = 0; i < 8; i++)
 		end[QFILE_REC_HDR + i] = (uint8_t)(m->msg_size >> (56 - 8 * i));
 	end[0] = QR_END;
 	end[1] = end[2] = end[3] = 0;
 	end[4] = 8;
-	write_all(m, &iov, 1);
+	flush(m, end, sizeof end);
+	buf_free(&m->pending);
 	if (m->err == 0 && fchmod(m->fd, SPOOL_MODE_COMPLETE) < 0)
 		note_err(m, errno);
 	m->cb = cb;
@@ -234,6 +245,7 @@ void spool_msg_abort(struct spool_msg *m)
 {
 	char path[DIRSYNC_PATH_MAX + QID_MAX + 2];
 
+	buf_free(&m->pending);
 	if (m->fd >= 0) {
 		close(m->fd);
 		m->fd = -1;

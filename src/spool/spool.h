@@ -19,8 +19,9 @@
  *	done does cb run with 0: that is the moment the session may say 250
  *	(DESIGN.md invariant 1). docs/spool.md has the state diagram.
  *
- *	Writes to the file go to the page cache with write(2) on the loop
- *	thread (they do not wait for the disk); every fsync runs on the thread
+ *	Records collect in memory (at most SPOOL_PENDING_MAX) and go to the
+ *	page cache with writev(2) on the loop thread (they do not wait for the
+ *	disk); a small message is one write. Every fsync runs on the thread
  *	pool. The first write error (ENOSPC, EIO...) is kept in m->err; later
  *	writes do nothing and the commit answers with that error, so the
  *	session can say 452 4.3.1 and nothing else is touched.
@@ -45,6 +46,7 @@
 
 #define SPOOL_MODE_WRITING 0600
 #define SPOOL_MODE_COMPLETE 0700
+#define SPOOL_PENDING_MAX (64 * 1024)
 
 struct spool {
 	uv_loop_t *loop;
@@ -62,6 +64,7 @@ struct spool_msg {
 	int err;		/* first errno, 0 if none */
 	int fsync_err;		/* set by the thread pool */
 	int parts;		/* commit halves still running */
+	struct buf pending;	/* records not yet written */
 	char qid[QID_MAX + 1];
 	uint64_t msg_size;
 	uv_work_t work;
