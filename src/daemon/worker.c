@@ -107,7 +107,7 @@ void worker_main(struct daemon *d, unsigned index)
 	}
 	uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_stop_signal, SIGINT);
-	log_event(LOG_INFO, "event=worker-start sockets=%zu", nhandles);
+	log_event(LOG_INFO, "event=worker-start pid=%ld uid=%ld sockets=%zu", (long)getpid(), (long)getuid(), nhandles);
 	uv_run(loop, UV_RUN_DEFAULT);
 	log_event(LOG_INFO, "event=worker-stop sessions_left=%u", the_worker.nsessions);
 	_exit(0);
@@ -146,7 +146,7 @@ void queue_main(struct daemon *d)
 		fatal("event=queue-start-failed dir=%s", d->conf.data_dir);
 	uv_signal_start(&sig_term, on_queue_stop_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_queue_stop_signal, SIGINT);
-	log_event(LOG_INFO, "event=queue-start");
+	log_event(LOG_INFO, "event=queue-start pid=%ld uid=%ld", (long)getpid(), (long)getuid());
 	uv_run(loop, UV_RUN_DEFAULT);
 	log_event(LOG_INFO, "event=queue-stop");
 	_exit(0);
