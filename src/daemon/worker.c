@@ -46,9 +46,9 @@ static void on_idle(struct worker *w)
 		uv_stop(w->loop);
 }
 
-/* SIGTERM: stop accepting; let sessions with a commit in flight get their
- * answer (STOP_GRACE_MS at most); a message never answered is not lost, it
- * was never acknowledged. */
+/* SIGTERM: stop accepting; 421 to every session but those with a commit
+ * in flight, which get their answer first (STOP_GRACE_MS at most); a
+ * message never answered is not lost, it was never acknowledged. */
 static void on_stop_signal(uv_signal_t *s, int sig)
 {
 	(void)sig;
@@ -58,6 +58,7 @@ static void on_stop_signal(uv_signal_t *s, int sig)
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
 	uv_timer_start(&grace, stop_now, STOP_GRACE_MS, 0);
+	session_shutdown_all(&the_worker);
 	if (the_worker.nsessions == 0)
 		uv_stop(s->loop);
 }

@@ -4,14 +4,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
-
-static atomic_uint maildir_counter;
 
 static int put_safe(char *out, size_t cap, size_t *o, const char *s)
 {
@@ -155,13 +152,39 @@ static void host_part(const char *h, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+/*
+ * Was this message already delivered here? new/NAME, or, when asked,
+ * cur/NAME or cur/NAME:2,FLAGS (a reader moved it): the name is the same
+ * on every attempt, so a retry after a crash between our rename and the
+ * removal from the queue does not deliver it twice.
+ */
+static bool already_there(const char *maildir, const char *name, bool check_cur)
+{
+	char p[1400];
+	struct dirent *de;
+	size_t n = strlen(name);
+	bool found = false;
+	DIR *d;
+
+	snprintf(p, sizeof p, "%s/new/%s", maildir, name);
+	if (access(p, F_OK) == 0 || !check_cur)
+		return access(p, F_OK) == 0;
+	snprintf(p, sizeof p, "%s/cur", maildir);
+	if ((d = opendir(p)) == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL)
+		found = strncmp(de->d_name, name, n) == 0 &&
+			(de->d_name[n] == '\0' || de->d_name[n] == ':');
+	closedir(d);
+	return found;
+}
+
 int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 		    char *new_dir, size_t new_dir_cap, bool *permanent,
 		    char *err, size_t errlen)
 {
 	char name[512], host[256], tmp[1400], dst[1400];
 	struct writer w = { -1, 0 };
-	struct timeval tv;
 	char rp[600]; /* "Return-Path: <" + a 256-octet path (RFC 5321 4.5.3.1.3) */
 	int n;
 
@@ -171,29 +194,34 @@ int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 		snprintf(err, errlen, "maildir path too long");
 		return ENAMETOOLONG;
 	}
+	/* A file where a folder should be is the operator's to move: retry. */
 	if (ensure_maildir(maildir) < 0) {
 		int e = errno;
-		*permanent = e == ENOTDIR || e == ENAMETOOLONG;
+		*permanent = e == ENAMETOOLONG;
 		snprintf(err, errlen, "cannot create maildir %s: %s", maildir, strerror(e));
 		return e;
-	}
-	gettimeofday(&tv, NULL);
-	host_part(m->hostname, host, sizeof host);
-	snprintf(name, sizeof name, "%lld.M%06ldP%ldQ%u.%s,S=%llu", (long long)tv.tv_sec,
-		 (long)tv.tv_usec, (long)getpid(), atomic_fetch_add(&maildir_counter, 1), host,
-		 (unsigned long long)m->env->msg_size);
-	snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, name);
-	snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
-	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (w.fd < 0) {
-		w.err = errno;
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(w.err));
-		return w.err;
 	}
 	n = snprintf(rp, sizeof rp, "Return-Path: <%.*s>\r\n", (int)m->sender.len,
 		     (const char *)m->sender.p);
 	if (n < 0 || (size_t)n >= sizeof rp)
 		n = 0;
+	host_part(m->hostname, host, sizeof host);
+	/* time.unique.host (the Maildir convention) with the arrival time and
+	 * the queue id and recipient as the unique part; S= is the file size
+	 * (Maildir++, which Dovecot trusts). */
+	snprintf(name, sizeof name, "%llu.%s.%s,S=%llu", (unsigned long long)m->env->arrival,
+		 m->unique, host, (unsigned long long)m->env->msg_size + (unsigned long long)n);
+	if (already_there(maildir, name, m->check_cur))
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, name);
+	snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
+	/* O_TRUNC, not O_EXCL: a leftover of our own crashed attempt is ours. */
+	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd < 0) {
+		w.err = errno;
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(w.err));
+		return w.err;
+	}
 	if (write_chunk(&w, (const uint8_t *)rp, (size_t)n) == 0 &&
 	    qfile_each_chunk(m->qdata, m->qlen, m->env, write_chunk, &w) == 0 &&
 	    fsync(w.fd) < 0)

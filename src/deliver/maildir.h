@@ -12,16 +12,20 @@
  *	so no address can name a path outside its own folder ("..", "/").
  *
  *	maildir_deliver writes "Return-Path: <sender>" (RFC 5321 4.4: added
- *	at final delivery) and the stored message to tmp/ under a unique name
- *	(time, microseconds, pid, counter, host: the Maildir convention),
- *	fsyncs it and renames it into new/. It creates the folder and its
+ *	at final delivery) and the stored message to tmp/ under the name
+ *	ARRIVAL.UNIQUE.HOST,S=SIZE (the Maildir convention, with the queue id
+ *	and recipient index as the unique part), fsyncs it and renames it into
+ *	new/. The name is the same on every attempt: when new/ (or, with
+ *	check_cur, cur/) already holds it, the message was delivered before a
+ *	crash and nothing is written again. It creates the folder and its
  *	tmp/ new/ cur/ when missing. The caller must fsync new_dir (the rename)
  *	before it forgets the message; with several messages that is one
  *	grouped fsync (lib/dirsync.h). It blocks: run it on the thread pool.
  *
  * DIAGNOSTICS
  *	Returns 0, or an errno value with words in err; *permanent is set when
- *	a retry cannot help (the path is too long or not a directory).
+ *	a retry cannot help (the path is too long). A file where a folder
+ *	should be is temporary: the operator can move it.
  */
 #ifndef TERN_MAILDIR_H
 #define TERN_MAILDIR_H
@@ -39,6 +43,8 @@ struct maildir_msg {
 	size_t qlen;
 	const struct qenv *env;
 	const char *hostname;
+	const char *unique;		/* same on every attempt: "QqidRn" */
+	bool check_cur;			/* also look in cur/ (after a restart) */
 };
 
 int maildir_path(const char *tmpl, const char *local, const char *domain,

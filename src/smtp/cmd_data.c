@@ -135,6 +135,10 @@ static void on_committed(void *arg, int err)
 		if (s->state != SESS_CLOSING)
 			session_replyf(s, 250, "2.0.0", "Ok: queued as %s", t->msg.qid);
 	}
+	if (s->state != SESS_CLOSING && s->w->stopping) {
+		session_replyf(s, 421, "4.3.2", "Server shutting down, try again later");
+		session_close(s, "shutting-down");
+	}
 	if (s->state != SESS_CLOSING) {
 		session_tx_reset(s);
 		s->state = SESS_COMMAND;

@@ -90,6 +90,12 @@ void session_unref(struct session *s)
 	buf_free(&s->wbuf);
 	free(s->tx.rcpts);
 	buf_free(&s->tx.dbuf);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		s->w->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
 	s->w->nsessions--;
 	if (s->w->stopping && s->w->nsessions == 0 && s->w->on_idle != NULL)
 		s->w->on_idle(s->w);
@@ -502,6 +508,10 @@ void session_accept(struct worker *w, const struct listener_conf *lc,
 	s->w = w;
 	s->lc = lc;
 	w->nsessions++;
+	s->next = w->sessions;
+	if (w->sessions != NULL)
+		w->sessions->prev = s;
+	w->sessions = s;
 	s->started_ms = uv_now(w->loop);
 	snprintf(s->id, sizeof s->id, "%02x%06llx%08llx", w->index & 0xff,
 		 (unsigned long long)(uv_now(w->loop) / 1000) & 0xffffff,
@@ -566,4 +576,19 @@ void session_tx_reset(struct session *s)
 	buf_free(&t->dbuf);
 	memset(t, 0, sizeof *t);
 	buf_init(&t->dbuf, SESSION_SPOOL_CHUNK * 2);
+}
+
+void session_shutdown_all(struct worker *w)
+{
+	struct session *s = w->sessions;
+
+	while (s != NULL) {
+		struct session *next = s->next;
+
+		if (s->state != SESS_WAIT && s->state != SESS_CLOSING) {
+			session_reply(s, &r_shutdown);
+			session_close(s, "shutting-down");
+		}
+		s = next;
+	}
 }

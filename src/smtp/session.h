@@ -63,6 +63,7 @@ struct worker {
 	uint64_t next_session;
 	bool stopping;
 	void (*on_idle)(struct worker *w); /* stopping and no session left */
+	struct session *sessions;	/* every open session, for shutdown */
 };
 
 enum session_state {
@@ -103,6 +104,7 @@ struct session {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	struct worker *w;
+	struct session *next, *prev;	/* w->sessions */
 	const struct listener_conf *lc;
 	char id[17];
 	char client_ip[INET6_ADDRSTRLEN];
@@ -136,6 +138,9 @@ struct session {
 /* Worker side. */
 void session_accept(struct worker *w, const struct listener_conf *lc,
 		    uv_stream_t *server);
+/* SIGTERM: 421 and close every session but those whose message is being
+ * made durable; they get their answer, then 421. */
+void session_shutdown_all(struct worker *w);
 
 /* Used by the command files. */
 void session_reply(struct session *s, const struct smtp_reply *r);

@@ -30,6 +30,7 @@ struct qent {
 	enum qstate state;
 	uint64_t next_try_ms;
 	unsigned attempts;
+	bool recovered;		/* found by the scan at start: maybe delivered before */
 	uv_work_t work;
 	/* results of the attempt, written by the thread pool */
 	bool gone;		/* nothing left to do with this file */
@@ -92,15 +93,15 @@ static bool valid_qid(const char *name)
 	return true;
 }
 
-static void add_if_new(struct sched *q, const char *name)
+static struct qent *add_if_new(struct sched *q, const char *name)
 {
 	struct qent *e;
 	uint32_t h;
 
 	if (q->stopping || !valid_qid(name) || find(q, name) != NULL)
-		return;
+		return NULL;
 	if ((e = calloc(1, sizeof *e)) == NULL)
-		return;
+		return NULL;
 	e->q = q;
 	snprintf(e->qid, sizeof e->qid, "%s", name);
 	e->work.data = e;
@@ -109,6 +110,7 @@ static void add_if_new(struct sched *q, const char *name)
 	q->buckets[h] = e;
 	q->nentries++;
 	make_runnable(q, e);
+	return e;
 }
 
 /* ---- one attempt, on the thread pool -------------------------------- */
@@ -225,7 +227,9 @@ static int deliver_one(struct qent *e, const struct buf *file, const struct qenv
 	struct qrcpt *r = &env->rcpts[i];
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_DOMAIN_MAX + 1], path[DIRSYNC_PATH_MAX];
 	char err[DIRSYNC_PATH_MAX + 256];
-	struct maildir_msg m = { env->sender, file->data, file->len, env, cf->hostname };
+	char unique[QID_MAX + 32];
+	struct maildir_msg m = { env->sender, file->data, file->len, env, cf->hostname, unique,
+				 e->recovered };
 	const uint8_t *at = NULL;
 	bool permanent;
 
@@ -240,6 +244,7 @@ static int deliver_one(struct qent *e, const struct buf *file, const struct qenv
 	snprintf(local, sizeof local, "%.*s", (int)(at - r->addr.p), (const char *)r->addr.p);
 	snprintf(domain, sizeof domain, "%.*s", (int)(r->addr.len - (size_t)(at - r->addr.p) - 1),
 		 (const char *)at + 1);
+	snprintf(unique, sizeof unique, "Q%sR%zu", e->qid, i);
 	if (maildir_path(cf->maildir, local, domain, path, sizeof path) < 0) {
 		log_outcome(e, env, i, "failed", "maildir", "maildir path too long");
 		return -1;
@@ -447,8 +452,15 @@ static void on_scan(uv_fs_t *req)
 	uv_dirent_t de;
 
 	if (req->result >= 0)
-		while (uv_fs_scandir_next(req, &de) != UV_EOF)
-			add_if_new(q, de.name);
+		while (uv_fs_scandir_next(req, &de) != UV_EOF) {
+			struct qent *e = add_if_new(q, de.name);
+
+			/* What the first scan finds was here before this process:
+			 * it may have been delivered just before a crash. */
+			if (e != NULL && !q->started)
+				e->recovered = true;
+		}
+	q->started = true;
 	uv_fs_req_cleanup(req);
 	q->scanning = false;
 	pump(q);

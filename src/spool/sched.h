@@ -46,6 +46,7 @@ struct sched {
 	uv_timer_t gather;
 	uv_fs_t scan;
 	bool scanning;
+	bool started;		/* the first scan is done */
 	uint64_t last_scan_ms;
 	struct dirsync ds;
 	struct qent *buckets[SCHED_BUCKETS];

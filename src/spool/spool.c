@@ -183,7 +183,7 @@ static void fsync_work(uv_work_t *w)
 {
 	struct spool_msg *m = w->data;
 
-	if (fsync(m->fd) < 0)
+	if (!m->write_failed && fsync(m->fd) < 0)
 		m->fsync_err = errno;
 	if (close(m->fd) < 0 && m->fsync_err == 0)
 		m->fsync_err = errno;
@@ -225,20 +225,16 @@ void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void 
 	m->cb = cb;
 	m->arg = arg;
 	m->work.data = m;
-	m->parts = 2;
 	m->sp->pending++;
-	if (m->err != 0) {
-		close(m->fd);
-		m->fd = -1;
-		m->parts = 1;
-		commit_part_done(m, 0);
-		return;
-	}
-	if (uv_queue_work(m->sp->loop, &m->work, fsync_work, fsync_after) != 0) {
-		fsync_work(&m->work);
-		fsync_after(&m->work, 0);
-	}
-	dirsync_request(&m->sp->ds, &m->dreq, m->sp->queue_dir, dir_synced, m);
+	/* Even a commit that already failed answers from the loop, never
+	 * from inside this call: the caller is in the middle of its input
+	 * and must not be re-entered (its DATA bytes are not consumed yet). */
+	m->write_failed = m->err != 0;
+	m->parts = m->write_failed ? 1 : 2;
+	if (uv_queue_work(m->sp->loop, &m->work, fsync_work, fsync_after) != 0)
+		tern_bug("event=bug what=\"uv_queue_work refused a valid request\"");
+	if (!m->write_failed)
+		dirsync_request(&m->sp->ds, &m->dreq, m->sp->queue_dir, dir_synced, m);
 }
 
 void spool_msg_abort(struct spool_msg *m)

@@ -5,7 +5,8 @@
  *	spool_init(&sp, loop, data_dir, worker_index);
  *	spool_msg_open(&sp, &m, envelope);	 tmp/QID, envelope records written
  *	spool_msg_write(&m, p, n);		 message bytes, as MSG records
- *	spool_msg_commit(&m, cb, arg);		 END, fsync, rename to queue/, dir fsync
+ *	spool_msg_commit(&m, cb, arg);		 END, mark complete, fsync file and dir;
+ *						 cb always runs later, from the loop
  *	spool_msg_abort(&m);			 drop an unfinished message
  *
  * DESCRIPTION
@@ -37,6 +38,7 @@
 #ifndef TERN_SPOOL_H
 #define TERN_SPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -63,6 +65,7 @@ struct spool_msg {
 	int fd;
 	int err;		/* first errno, 0 if none */
 	int fsync_err;		/* set by the thread pool */
+	bool write_failed;	/* read by the thread pool: skip the fsync */
 	int parts;		/* commit halves still running */
 	struct buf pending;	/* records not yet written */
 	char qid[QID_MAX + 1];
