@@ -31,6 +31,11 @@ void log_set_level(enum log_level min)
 	log_min = min;
 }
 
+bool log_enabled(enum log_level lvl)
+{
+	return lvl >= log_min;
+}
+
 int log_level_parse(const char *s, enum log_level *out)
 {
 	for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)

@@ -20,6 +20,7 @@
 #ifndef TERN_LOG_H
 #define TERN_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_init(const char *proc, int index, enum log_level min);
 void log_set_level(enum log_level min);
+/* False when lines of lvl are dropped: callers skip building them. */
+bool log_enabled(enum log_level lvl);
 int log_level_parse(const char *s, enum log_level *out);
 void log_event(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -142,7 +142,7 @@ static void on_committed(void *arg, int err)
 	if (s->state != SESS_CLOSING) {
 		session_tx_reset(s);
 		s->state = SESS_COMMAND;
-		uv_timer_start(&s->timer, s->timer.timer_cb, (uint64_t)s->w->conf->idle_timeout * 1000, 0);
+		session_restart_timer(s);
 		session_process(s);
 	}
 	session_unref(s);

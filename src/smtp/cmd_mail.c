@@ -16,6 +16,7 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	const struct smtp_reply *rep;
 	struct transaction *t = &s->tx;
 	char addr[ADDR_PATH_MAX + 8];
+	struct buf b;
 
 	if (t->active) {
 		session_error(s, &r_nested);
@@ -37,10 +38,8 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	t->active = true;
-	addr_format(&t->from, addr, sizeof addr);
-	{
-		struct buf b;
-
+	if (log_enabled(LOG_INFO)) {
+		addr_format(&t->from, addr, sizeof addr);
 		buf_init(&b, 2048);
 		buf_printf(&b, "event=mail session=%s", s->id);
 		log_kv_escaped(&b, "from", addr, strlen(addr));

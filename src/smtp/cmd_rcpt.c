@@ -77,18 +77,20 @@ void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		session_error(s, rep);
 		return;
 	}
-	buf_init(&b, 2048);
 	if ((rep = relay_check(s, &r.mb)) == NULL && s->w->users->loaded &&
 	    strcasecmp(r.mb.local, "postmaster") != 0 &&
 	    !users_exists(s->w->users, r.mb.local, r.mb.domain)) {
 		rep = &r_no_user;
 	}
-	addr_format(&r.mb, addr, sizeof addr);
-	buf_printf(&b, "event=rcpt session=%s result=%s", s->id,
-		   rep == NULL ? "ok" : rep == &r_no_user ? "unknown-user" : "relay-denied");
-	log_kv_escaped(&b, "to", addr, strlen(addr));
-	log_buf(LOG_INFO, &b);
-	buf_free(&b);
+	if (log_enabled(LOG_INFO)) {
+		buf_init(&b, 2048);
+		addr_format(&r.mb, addr, sizeof addr);
+		buf_printf(&b, "event=rcpt session=%s result=%s", s->id,
+			   rep == NULL ? "ok" : rep == &r_no_user ? "unknown-user" : "relay-denied");
+		log_kv_escaped(&b, "to", addr, strlen(addr));
+		log_buf(LOG_INFO, &b);
+		buf_free(&b);
+	}
 	if (rep != NULL) {
 		session_error(s, rep);
 		return;

@@ -12,10 +12,7 @@
 /*
  * The command table: preconditions as data. `needs_helo` commands get
  * 503 before HELO/EHLO (RFC 5321 4.1.4 lets servers require it for
- * MAIL; we also do for RCPT/DATA/BDAT, which need MAIL anyway). `ends_group`
- * marks commands after which pipelined input must not be read ahead
- * (RFC 2920 3.1: they change the session's state in ways a client must
- * wait for).
+ * MAIL; we also do for RCPT and DATA, which need MAIL anyway).
  */
 struct cmd_row {
 	enum smtp_verb verb;
@@ -76,6 +73,14 @@ static uint64_t now_ms(struct session *s)
 	return uv_now(s->w->loop);
 }
 
+static uint64_t session_left_ms(struct session *s)
+{
+	uint64_t limit = (uint64_t)s->w->conf->session_timeout * 1000;
+	uint64_t used = now_ms(s) - s->started_ms;
+
+	return used >= limit ? 0 : limit - used;
+}
+
 void session_ref(struct session *s)
 {
 	s->refs++;
@@ -117,6 +122,8 @@ void session_log(struct session *s, const char *event, const char *fmt, ...)
 	struct buf b;
 	va_list ap;
 
+	if (!log_enabled(LOG_INFO))
+		return;
 	buf_init(&b, 4096);
 	(void)buf_printf(&b, "event=%s session=%s", event, s->id);
 	if (fmt != NULL && fmt[0] != '\0') {
@@ -133,7 +140,7 @@ void session_log(struct session *s, const char *event, const char *fmt, ...)
 
 static void conn_send(struct session *s, const uint8_t *p, size_t n)
 {
-	if (s->state == SESS_CLOSING && s->tcp.data == NULL)
+	if (uv_is_closing((uv_handle_t *)&s->tcp))
 		return;
 	/* A client that never reads its replies cannot grow this past the
 	 * cap: session_process stops taking input while out is full. */
@@ -169,7 +176,7 @@ void session_replyf(struct session *s, int code, const char *enh,
 		n = snprintf(line, sizeof line, "%d %s\r\n", code, text);
 	if (n > 0)
 		conn_send(s, (const uint8_t *)line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-	if (code >= 400) {
+	if (code >= 400 && log_enabled(LOG_INFO)) {
 		struct buf b;
 
 		buf_init(&b, 1024);
@@ -290,30 +297,36 @@ static void on_timer(uv_timer_t *t)
 		session_replyf(s, 220, NULL, "%s ESMTP tern", s->w->conf->hostname);
 		s->state = SESS_COMMAND;
 		session_flush(s);
-		uv_timer_start(&s->timer, on_timer, (uint64_t)s->w->conf->idle_timeout * 1000, 0);
-		return;
-	case SESS_DATA:
-	case SESS_BDAT:
-		session_reply(s, &r_data_timeout);
-		session_close(s, "data-timeout");
+		session_restart_timer(s);
 		return;
 	case SESS_WAIT:
 		/* The spool is working for this session; the clock restarts after. */
 		return;
 	default:
+		break;
+	}
+	if (session_left_ms(s) == 0) {
+		session_reply(s, &r_session_timeout);
+		session_close(s, "session-timeout");
+	} else if (s->state == SESS_DATA || s->state == SESS_BDAT) {
+		session_reply(s, &r_data_timeout);
+		session_close(s, "data-timeout");
+	} else {
 		session_reply(s, &r_idle);
 		session_close(s, "idle-timeout");
-		return;
 	}
 }
 
-static void restart_timer(struct session *s)
+/* The idle or data timeout, but never past the end of session_timeout:
+ * a client that trickles one byte per read still meets the session limit. */
+void session_restart_timer(struct session *s)
 {
-	uint32_t secs = (s->state == SESS_DATA || s->state == SESS_BDAT) ?
-				s->w->conf->data_timeout : s->w->conf->idle_timeout;
+	uint64_t ms = (uint64_t)((s->state == SESS_DATA || s->state == SESS_BDAT) ?
+				 s->w->conf->data_timeout : s->w->conf->idle_timeout) * 1000;
+	uint64_t left = session_left_ms(s);
 
 	if (s->state != SESS_GREETING && s->state != SESS_CLOSING)
-		uv_timer_start(&s->timer, on_timer, (uint64_t)secs * 1000, 0);
+		uv_timer_start(&s->timer, on_timer, left < ms ? left : ms, 0);
 }
 
 /* ---- input ----------------------------------------------------------- */
@@ -344,12 +357,11 @@ static void conn_input(struct session *s, size_t n)
 	if (s->state == SESS_GREETING) {
 		/* Input before the banner: a client that does not wait for the
 		 * greeting is not following RFC 5321 4.3.1 (an early talker). */
-		s->early_talker = true;
 		session_reply(s, &r_early);
 		session_close(s, "early-talker");
 		return;
 	}
-	restart_timer(s);
+	session_restart_timer(s);
 	session_process(s);
 }
 
@@ -389,7 +401,7 @@ static void run_command(struct session *s, const uint8_t *line, size_t len)
 		session_close(s, "http-request");
 		return;
 	}
-	if (now_ms(s) - s->started_ms > (uint64_t)s->w->conf->session_timeout * 1000) {
+	if (session_left_ms(s) == 0) {
 		session_reply(s, &r_session_timeout);
 		session_close(s, "session-timeout");
 		return;

@@ -120,7 +120,6 @@ struct session {
 	bool writing;
 	bool reading;
 	bool skip_line;			/* discarding an over-long command line */
-	bool early_talker;
 
 	bool helo_done;
 	bool esmtp;
@@ -152,6 +151,8 @@ void session_replyf(struct session *s, int code, const char *enh,
 void session_error(struct session *s, const struct smtp_reply *r);
 void session_close(struct session *s, const char *reason);
 void session_flush(struct session *s);
+/* Idle or data timeout from now, capped by what is left of session_timeout. */
+void session_restart_timer(struct session *s);
 void session_process(struct session *s);
 void session_tx_reset(struct session *s);
 void session_ref(struct session *s);

@@ -193,9 +193,12 @@ static int write_done(const char *dir, const char *qid, const unsigned char *don
 static void log_outcome(const struct qent *e, const struct qenv *env, size_t i,
 			const char *status, const char *relay, const char *detail)
 {
+	enum log_level lvl = status[0] == 's' ? LOG_INFO : LOG_WARN;
 	struct buf b;
 	long delay = (long)(time(NULL) - (time_t)env->arrival);
 
+	if (!log_enabled(lvl))
+		return;
 	buf_init(&b, 4096);
 	buf_printf(&b, "event=delivery qid=%s", e->qid);
 	log_kv_escaped(&b, "from", env->sender.p, env->sender.len);
@@ -203,7 +206,7 @@ static void log_outcome(const struct qent *e, const struct qenv *env, size_t i,
 	buf_printf(&b, " relay=%s status=%s attempt=%u delay=%lds", relay, status,
 		   e->attempts, delay < 0 ? 0 : delay);
 	log_kv_escaped(&b, "detail", detail, strlen(detail));
-	log_buf(status[0] == 's' ? LOG_INFO : LOG_WARN, &b);
+	log_buf(lvl, &b);
 	buf_free(&b);
 }
 

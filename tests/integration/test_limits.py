@@ -418,6 +418,30 @@ def test_session_timeout(module_factory):
         assert c.at_eof(3)
 
 
+def test_session_timeout_holds_inside_data(module_factory):
+    """A client that trickles DATA faster than data_timeout still meets
+    session_timeout, during the message and not only at the next command."""
+    t = module_factory.start(name="trickle", session_timeout="3s", data_timeout="2s")
+    with SMTPClient(t.port) as c:
+        c.ehlo()
+        c.mail_rcpt_data("s@client.example", ["trickle@localhost"])
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 8:
+            try:
+                c.send(b"x")
+            except OSError:
+                break
+            if c.nothing_pending(0.5) is False:
+                break
+        elapsed = time.monotonic() - t0
+        r = c.reply(timeout=3)
+        check(r, 421, "4.4.2")
+        assert "Session" in r.text, r.raw
+        assert elapsed <= 5.0, elapsed
+        assert c.at_eof(3)
+    assert th.maildir_new(t.data_dir, "localhost", "trickle") == []
+
+
 def test_max_connections_total(module_factory):
     t = module_factory.start(name="total", max_connections=3, max_connections_per_ip=10)
     time.sleep(0.5)
