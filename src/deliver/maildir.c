@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int put_safe(char *out, size_t cap, size_t *o, const char *s)
@@ -95,15 +96,12 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
+/* Called when tmp/ could not be opened: make whatever is missing. */
 static int ensure_maildir(const char *md)
 {
 	static const char *const sub[] = { "tmp", "new", "cur" };
 	char p[1100];
-	struct stat st;
 
-	snprintf(p, sizeof p, "%s/new", md);
-	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
 	if (make_dirs(md) < 0)
 		return -1;
 	for (int i = 0; i < 3; i++) {
@@ -114,17 +112,24 @@ static int ensure_maildir(const char *md)
 	return sync_path(md);
 }
 
+/* Pieces of the file collected for one writev (a small message is one call). */
+#define WRITER_IOV 64
+
 struct writer {
 	int fd;
 	int err;
+	int n;
+	struct iovec iov[WRITER_IOV];
 };
 
-static int write_chunk(void *arg, const uint8_t *p, size_t n)
+static int writer_flush(struct writer *w)
 {
-	struct writer *w = arg;
+	struct iovec *v = w->iov;
+	int n = w->n;
 
+	w->n = 0;
 	while (n > 0) {
-		ssize_t r = write(w->fd, p, n);
+		ssize_t r = writev(w->fd, v, n);
 
 		if (r < 0) {
 			if (errno == EINTR)
@@ -132,9 +137,26 @@ static int write_chunk(void *arg, const uint8_t *p, size_t n)
 			w->err = errno;
 			return -1;
 		}
-		p += r;
-		n -= (size_t)r;
+		while (n > 0 && (size_t)r >= v->iov_len) {
+			r -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + r;
+			v->iov_len -= (size_t)r;
+		}
 	}
+	return 0;
+}
+
+static int write_chunk(void *arg, const uint8_t *p, size_t n)
+{
+	struct writer *w = arg;
+
+	if (w->n == WRITER_IOV && writer_flush(w) < 0)
+		return -1;
+	w->iov[w->n++] = (struct iovec){ (void *)p, n };
 	return 0;
 }
 
@@ -167,8 +189,10 @@ static bool already_there(const char *maildir, const char *name, bool check_cur)
 	DIR *d;
 
 	snprintf(p, sizeof p, "%s/new/%s", maildir, name);
-	if (access(p, F_OK) == 0 || !check_cur)
-		return access(p, F_OK) == 0;
+	if (access(p, F_OK) == 0)
+		return true;
+	if (!check_cur)
+		return false;
 	snprintf(p, sizeof p, "%s/cur", maildir);
 	if ((d = opendir(p)) == NULL)
 		return false;
@@ -184,7 +208,7 @@ int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 		    char *err, size_t errlen)
 {
 	char name[512], host[256], tmp[1400], dst[1400];
-	struct writer w = { -1, 0 };
+	struct writer w = { .fd = -1 };
 	char rp[600]; /* "Return-Path: <" + a 256-octet path (RFC 5321 4.5.3.1.3) */
 	int n;
 
@@ -193,13 +217,6 @@ int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 		*permanent = true;
 		snprintf(err, errlen, "maildir path too long");
 		return ENAMETOOLONG;
-	}
-	/* A file where a folder should be is the operator's to move: retry. */
-	if (ensure_maildir(maildir) < 0) {
-		int e = errno;
-		*permanent = e == ENAMETOOLONG;
-		snprintf(err, errlen, "cannot create maildir %s: %s", maildir, strerror(e));
-		return e;
 	}
 	n = snprintf(rp, sizeof rp, "Return-Path: <%.*s>\r\n", (int)m->sender.len,
 		     (const char *)m->sender.p);
@@ -211,12 +228,23 @@ int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 	 * (Maildir++, which Dovecot trusts). */
 	snprintf(name, sizeof name, "%llu.%s.%s,S=%llu", (unsigned long long)m->env->arrival,
 		 m->unique, host, (unsigned long long)m->env->msg_size + (unsigned long long)n);
-	if (already_there(maildir, name, m->check_cur))
+	if (m->maybe_there && already_there(maildir, name, m->check_cur))
 		return 0;
 	snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, name);
 	snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
 	/* O_TRUNC, not O_EXCL: a leftover of our own crashed attempt is ours. */
 	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd < 0 && errno == ENOENT) {
+		/* A first message for this folder. A file where a folder should
+		 * be is the operator's to move: a temporary failure. */
+		if (ensure_maildir(maildir) < 0) {
+			int e = errno;
+			*permanent = e == ENAMETOOLONG;
+			snprintf(err, errlen, "cannot create maildir %s: %s", maildir, strerror(e));
+			return e;
+		}
+		w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
 	if (w.fd < 0) {
 		w.err = errno;
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(w.err));
@@ -224,7 +252,7 @@ int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 	}
 	if (write_chunk(&w, (const uint8_t *)rp, (size_t)n) == 0 &&
 	    qfile_each_chunk(m->qdata, m->qlen, m->env, write_chunk, &w) == 0 &&
-	    fsync(w.fd) < 0)
+	    writer_flush(&w) == 0 && fsync(w.fd) < 0)
 		w.err = errno;
 	if (close(w.fd) < 0 && w.err == 0)
 		w.err = errno;

@@ -15,9 +15,10 @@
  *	at final delivery) and the stored message to tmp/ under the name
  *	ARRIVAL.UNIQUE.HOST,S=SIZE (the Maildir convention, with the queue id
  *	and recipient index as the unique part), fsyncs it and renames it into
- *	new/. The name is the same on every attempt: when new/ (or, with
- *	check_cur, cur/) already holds it, the message was delivered before a
- *	crash and nothing is written again. It creates the folder and its
+ *	new/. The name is the same on every attempt: with maybe_there, when
+ *	new/ (or, with check_cur, cur/) already holds it, the message was
+ *	delivered before a crash and nothing is written again. The folder and
+ *	its tmp/ new/ cur/ are created when the first open finds them missing. It creates the folder and its
  *	tmp/ new/ cur/ when missing. The caller must fsync new_dir (the rename)
  *	before it forgets the message; with several messages that is one
  *	grouped fsync (lib/dirsync.h). It blocks: run it on the thread pool.
@@ -44,7 +45,8 @@ struct maildir_msg {
 	const struct qenv *env;
 	const char *hostname;
 	const char *unique;		/* same on every attempt: "QqidRn" */
-	bool check_cur;			/* also look in cur/ (after a restart) */
+	bool maybe_there;		/* look for an earlier delivery in new/ */
+	bool check_cur;			/* and in cur/ (after a restart) */
 };
 
 int maildir_path(const char *tmpl, const char *local, const char *domain,

@@ -31,6 +31,7 @@ struct qent {
 	uint64_t next_try_ms;
 	unsigned attempts;
 	bool recovered;		/* found by the scan at start: maybe delivered before */
+	bool has_state;		/* we wrote QID.st (a partial delivery) */
 	uv_work_t work;
 	/* results of the attempt, written by the thread pool */
 	bool gone;		/* nothing left to do with this file */
@@ -117,13 +118,19 @@ static struct qent *add_if_new(struct sched *q, const char *name)
 
 /* A session marks its file complete when the message is all there
  * (spool.h); until then it is not work. */
+static bool mode_complete(mode_t mode)
+{
+	return (mode & SPOOL_MODE_COMPLETE) == SPOOL_MODE_COMPLETE;
+}
+
 static bool file_complete(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 && (st.st_mode & SPOOL_MODE_COMPLETE) == SPOOL_MODE_COMPLETE;
+	return stat(path, &st) == 0 && mode_complete(st.st_mode);
 }
 
+/* The whole queue file; EAGAIN while it is not marked complete yet. */
 static int read_file(const char *path, struct buf *b)
 {
 	struct stat st;
@@ -132,8 +139,12 @@ static int read_file(const char *path, struct buf *b)
 
 	if (fd < 0)
 		return errno;
-	if (fstat(fd, &st) < 0 || buf_reserve(b, (size_t)st.st_size) < 0)
-		err = errno ? errno : ENOMEM;
+	if (fstat(fd, &st) < 0)
+		err = errno;
+	else if (!mode_complete(st.st_mode))
+		err = EAGAIN;
+	else if (buf_reserve(b, (size_t)st.st_size) < 0)
+		err = ENOMEM;
 	while (err == 0 && b->len < (size_t)st.st_size) {
 		ssize_t n = read(fd, b->data + b->len, (size_t)st.st_size - b->len);
 
@@ -231,8 +242,10 @@ static int deliver_one(struct qent *e, const struct buf *file, const struct qenv
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_DOMAIN_MAX + 1], path[DIRSYNC_PATH_MAX];
 	char err[DIRSYNC_PATH_MAX + 256];
 	char unique[QID_MAX + 32];
+	/* Only a message that was here before a restart, or whose earlier
+	 * attempt may have got this far, can already be in the Maildir. */
 	struct maildir_msg m = { env->sender, file->data, file->len, env, cf->hostname, unique,
-				 e->recovered };
+				 e->recovered || e->attempts > 1, e->recovered };
 	const uint8_t *at = NULL;
 	bool permanent;
 
@@ -277,26 +290,24 @@ static void attempt_work(uv_work_t *w)
 	e->sync_dir[0] = '\0';
 	buf_init(&file, SIZE_MAX);
 	snprintf(path, sizeof path, "%s/%s", q->queue_dir, e->qid);
-	if (!file_complete(path)) {
-		/* Still being received (or gone): its completion mark will
-		 * raise another event. */
-		e->gone = true;
-		buf_free(&file);
-		return;
-	}
 	if ((err = read_file(path, &file)) != 0 || qfile_parse(file.data, file.len, &env) < 0) {
-		if (err != ENOENT)
+		/* Gone: delivered or deleted meanwhile. Not complete: still
+		 * being received; its completion mark raises another event. */
+		bool gone = err == ENOENT || err == EAGAIN;
+
+		if (!gone)
 			log_event(LOG_WARN, "event=queue-file-bad qid=%s error=\"%s\"", e->qid,
 				  err ? strerror(err) : env.error);
-		/* A file that went away was delivered or deleted meanwhile. */
-		e->gone = err == ENOENT;
-		e->temp = err != ENOENT;
+		e->gone = gone;
+		e->temp = !gone;
 		buf_free(&file);
 		return;
 	}
 	done = calloc(env.nrcpts, 1);
 	snprintf(path, sizeof path, "%s/%s.st", q->queue_dir, e->qid);
-	if (done != NULL)
+	/* A state file exists only after a partial delivery (ours, or one
+	 * before a restart): only then is it worth a lookup. */
+	if (done != NULL && (e->recovered || e->has_state))
 		read_done(path, done, env.nrcpts);
 	expired = (uint64_t)time(NULL) > env.arrival + q->conf->queue_lifetime;
 	for (size_t i = 0; done != NULL && i < env.nrcpts; i++) {
@@ -333,6 +344,8 @@ static void attempt_work(uv_work_t *w)
 		if ((err = write_done(q->queue_dir, e->qid, done, env.nrcpts)) != 0)
 			log_event(LOG_WARN, "event=queue-state-error qid=%s error=\"%s\"", e->qid,
 				  strerror(err));
+		else
+			e->has_state = true;
 	}
 	e->need_sync = e->temp == 0 && e->sync_dir[0] != '\0';
 	free(done);
@@ -346,8 +359,10 @@ static void remove_message(struct qent *e)
 
 	snprintf(path, sizeof path, "%s/%s", e->q->queue_dir, e->qid);
 	unlink(path);
-	snprintf(path, sizeof path, "%s/%s.st", e->q->queue_dir, e->qid);
-	unlink(path);
+	if (e->recovered || e->has_state) {
+		snprintf(path, sizeof path, "%s/%s.st", e->q->queue_dir, e->qid);
+		unlink(path);
+	}
 	log_event(LOG_INFO, "event=removed qid=%s", e->qid);
 }
 
