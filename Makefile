@@ -119,10 +119,15 @@ fuzz: deps $(FUZZ_BIN)
 bench: deps all
 	@sh scripts/bench.sh
 
+# The unprivileged user the children run as (ternd falls back to nobody
+# without it, and says so).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(REL)/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
 	install -m 755 $(REL)/tern $(DESTDIR)$(PREFIX)/bin/tern
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd tern >/dev/null; then \
+	  useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin tern && \
+	  echo "created system user tern"; fi
 
 clean:
 	rm -rf build
