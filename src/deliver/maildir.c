@@ -11,6 +11,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../lib/dirsync.h"
+
 static int put_safe(char *out, size_t cap, size_t *o, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -55,18 +57,6 @@ int maildir_path(const char *tmpl, const char *local, const char *domain,
 	return 0;
 }
 
-static int sync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 /* mkdir -p, then fsync each parent whose entries changed. */
 static int make_dirs(const char *path)
 {
@@ -85,7 +75,7 @@ static int make_dirs(const char *path)
 			char *slash = strrchr(p, '/');
 			if (slash != NULL && slash != p) {
 				*slash = '\0';
-				sync_path(p);
+				dir_fsync(p);
 				*slash = '/';
 			}
 		} else if (errno != EEXIST) {
@@ -109,7 +99,7 @@ static int ensure_maildir(const char *md)
 		if (mkdir(p, 0700) < 0 && errno != EEXIST)
 			return -1;
 	}
-	return sync_path(md);
+	return dir_fsync(md) == 0 ? 0 : -1;
 }
 
 /* Pieces of the file collected for one writev (a small message is one call). */

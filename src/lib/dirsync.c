@@ -16,7 +16,7 @@ void dirsync_init(struct dirsync *ds, uv_loop_t *loop)
 	ds->work.data = ds;
 }
 
-static int sync_dir(const char *path)
+int dir_fsync(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int err = 0;
@@ -42,7 +42,7 @@ static void dirsync_work(uv_work_t *w)
 				same = p;
 				break;
 			}
-		r->err = same ? same->err : sync_dir(r->path);
+		r->err = same ? same->err : dir_fsync(r->path);
 	}
 }
 

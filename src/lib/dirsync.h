@@ -47,5 +47,7 @@ void dirsync_request(struct dirsync *ds, struct dirsync_req *req,
 		     const char *path, void (*cb)(void *arg, int err), void *arg);
 /* True while a round runs or requests wait. */
 int dirsync_busy(const struct dirsync *ds);
+/* fsync one directory now (blocking: thread pool only); 0 or an errno. */
+int dir_fsync(const char *path);
 
 #endif

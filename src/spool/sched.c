@@ -191,13 +191,8 @@ static int write_done(const char *dir, const char *qid, const unsigned char *don
 		err = errno;
 	if (err == 0 && rename(tmp, dst) < 0)
 		err = errno;
-	if (err == 0) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
+	if (err == 0)
+		err = dir_fsync(dir);
 	return err;
 }
 
@@ -219,18 +214,6 @@ static void log_outcome(const struct qent *e, const struct qenv *env, size_t i,
 	log_kv_escaped(&b, "detail", detail, strlen(detail));
 	log_buf(lvl, &b);
 	buf_free(&b);
-}
-
-static int sync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
 }
 
 /* Deliver recipient i; 1 delivered, 0 to retry, -1 failed for good. */
@@ -333,14 +316,14 @@ static void attempt_work(uv_work_t *w)
 		if (e->sync_dir[0] == '\0')
 			snprintf(e->sync_dir, sizeof e->sync_dir, "%s", dir);
 		else if (strcmp(e->sync_dir, dir) != 0)
-			sync_dir(dir);
+			dir_fsync(dir);
 	}
 	if (done == NULL) {
 		e->temp = 1;
 	} else if (e->temp > 0 && changed) {
 		/* Partial: make the delivered ones durable, then remember them. */
 		if (e->sync_dir[0] != '\0')
-			sync_dir(e->sync_dir);
+			dir_fsync(e->sync_dir);
 		if ((err = write_done(q->queue_dir, e->qid, done, env.nrcpts)) != 0)
 			log_event(LOG_WARN, "event=queue-state-error qid=%s error=\"%s\"", e->qid,
 				  strerror(err));
