@@ -98,6 +98,9 @@ struct conf {
 	enum data_bare_policy bare_newline;
 	uint32_t queue_retry;		/* seconds between local delivery retries */
 	uint32_t queue_lifetime;	/* seconds before a message is given up */
+	char tls_cert[CONF_PATH_MAX];	/* "": self-signed in DATA_DIR/tls */
+	char tls_key[CONF_PATH_MAX];
+	char tls_min_version[8];	/* "1.2" or "1.3" */
 	char log_level[16];		/* debug, info, warn */
 };
 

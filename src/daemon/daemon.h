@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "../conf/conf.h"
 #include "../smtp/connlimit.h"
 #include "users.h"
@@ -34,6 +36,7 @@ struct daemon {
 	struct conf conf;
 	struct users users;
 	struct connlimit *connlimit;
+	SSL_CTX *tls;			/* made before fork: every child shares keys and tickets */
 	unsigned nworkers;
 	struct listen_sock *socks;	/* nworkers rows of nsocks */
 	size_t nsocks;

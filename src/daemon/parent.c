@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/tls.h"
 #include "../spool/spool.h"
 #include "daemon.h"
 
@@ -343,9 +344,9 @@ static void print_ready(const struct daemon *d)
 		if (lc->role == ROLE_MX && mx == NULL)
 			mx = lc;
 		printf("  %-15s %-22s %s\n", conf_role_name(lc->role), d->socks[k].name,
-		       lc->role == ROLE_SUBMISSIONS ? "(implicit TLS: not yet available, connections are closed)" :
-		       lc->role == ROLE_MX ? "(mail for local domains)" :
-		       "(submission: needs AUTH, not yet available)");
+		       lc->role == ROLE_SUBMISSIONS ? "(implicit TLS; AUTH not yet available)" :
+		       lc->role == ROLE_MX ? "(mail for local domains; STARTTLS offered)" :
+		       "(STARTTLS required; AUTH not yet available)");
 	}
 	printf("  local domains:");
 	for (size_t i = 0; i < c->ndomains; i++)
@@ -385,6 +386,8 @@ int parent_run(struct daemon *d)
 		fatal("event=start-failed error=\"cannot read spool in %s\"", d->conf.data_dir);
 	if (d->conf.users_file[0] != '\0' &&
 	    users_load(&d->users, d->conf.users_file, err, sizeof err) < 0)
+		fatal("event=start-failed error=\"%s\"", err);
+	if ((d->tls = tls_server_ctx(&d->conf, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->connlimit = connlimit_create(d->nworkers)) == NULL)
 		fatal("event=start-failed error=\"cannot map shared memory\"");

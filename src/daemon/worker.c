@@ -86,6 +86,7 @@ void worker_main(struct daemon *d, unsigned index)
 	the_worker.conf = &d->conf;
 	the_worker.users = &d->users;
 	the_worker.connlimit = d->connlimit;
+	the_worker.tls = d->tls;
 	the_worker.index = index;
 	the_worker.on_idle = on_idle;
 	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, index) < 0)
@@ -140,6 +141,8 @@ void queue_main(struct daemon *d)
 	log_init("queue", -1, LOG_INFO);
 	privdrop(d, "queue");
 	setup_loop(loop);
+	SSL_CTX_free(d->tls); /* the queue process speaks no TLS (yet) */
+	d->tls = NULL;
 	for (unsigned i = 0; i < d->nworkers; i++)
 		for (size_t k = 0; k < d->nsocks; k++)
 			close(d->socks[i * d->nsocks + k].fd);

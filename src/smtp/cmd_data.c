@@ -51,10 +51,18 @@ static void received_header(struct session *s, struct buf *b)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* RFC 3848 / RFC 6531 4.3 protocol names. */
-	proto = !s->esmtp ? "SMTP" : t->mp.smtputf8 ? "UTF8SMTP" : "ESMTP";
-	buf_printf(b, "Received: from %s (%s%s%s)\r\n\tby %s (tern) with %s id %s",
-		   s->helo, s->peer.ss_family == AF_INET6 ? "[IPv6:" : "[",
-		   s->client_ip, "]", s->w->conf->hostname, proto, t->msg.qid);
+	if (!s->esmtp)
+		proto = "SMTP";
+	else if (t->mp.smtputf8)
+		proto = session_tls(s) ? "UTF8SMTPS" : "UTF8SMTP";
+	else
+		proto = session_tls(s) ? "ESMTPS" : "ESMTP";
+	buf_printf(b, "Received: from %s (%s%s])", s->helo,
+		   s->peer.ss_family == AF_INET6 ? "[IPv6:" : "[", s->client_ip);
+	if (session_tls(s))
+		buf_printf(b, "\r\n\t(using %s with cipher %s)", s->tls_version, s->tls_cipher);
+	buf_printf(b, "\r\n\tby %s (tern) with %s id %s", s->w->conf->hostname, proto,
+		   t->msg.qid);
 	if (t->nrcpts == 1) {
 		addr_format(&t->rcpts[0].mb, rcpt, sizeof rcpt);
 		buf_printf(b, "\r\n\tfor <%s>", rcpt);

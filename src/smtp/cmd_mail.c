@@ -6,6 +6,9 @@
 #include "session.h"
 
 static const struct smtp_reply r_nested = { 503, "5.5.1", "Nested MAIL command: send RSET first" };
+static const struct smtp_reply r_tls_required = {
+	530, "5.7.0", "Must issue a STARTTLS command first: this submission port needs TLS, then AUTH"
+};
 static const struct smtp_reply r_auth_required = {
 	530, "5.7.0", "Authentication required: this is a submission port; log in first"
 };
@@ -22,9 +25,9 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		session_error(s, &r_nested);
 		return;
 	}
-	/* DESIGN.md, the four ports: submission needs AUTH before MAIL. */
+	/* DESIGN.md, the four ports: submission needs TLS, then AUTH, before MAIL. */
 	if (session_is_submission(s)) {
-		session_error(s, &r_auth_required);
+		session_error(s, session_tls(s) ? &r_auth_required : &r_tls_required);
 		return;
 	}
 	if (smtp_parse_mail(c->arg, SMTP_PARAM_SMTPUTF8 | SMTP_PARAM_DSN, &t->from, &t->mp, &rep) < 0) {

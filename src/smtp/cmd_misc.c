@@ -14,10 +14,14 @@ static const struct smtp_reply r_vrfy = {
 static const struct smtp_reply r_vrfy_syntax = { 501, "5.5.4", "Syntax: VRFY address" };
 static const struct smtp_reply r_expn = { 502, "5.5.1", "EXPN is not available: mailing lists are not disclosed" };
 static const struct smtp_reply r_help_topic = { 504, "5.5.4", "HELP topic not known; send HELP for the list of commands" };
-static const struct smtp_reply r_starttls = {
-	454, "4.7.0", "TLS not available: this build of tern has no TLS yet"
+static const struct smtp_reply r_no_tls = { 454, "4.7.0", "TLS not available due to temporary reason" };
+static const struct smtp_reply r_tls_ready = { 220, "2.0.0", "Ready to start TLS" };
+static const struct smtp_reply r_tls_active = { 503, "5.5.1", "TLS already active" };
+static const struct smtp_reply r_starttls_syntax = { 501, "5.5.4", "Syntax: STARTTLS (no arguments)" };
+static const struct smtp_reply r_auth_needs_tls = {
+	530, "5.7.0", "Must issue a STARTTLS command first: AUTH is never taken in plaintext"
 };
-static const struct smtp_reply r_auth = { 502, "5.5.1", "AUTH is not available: this build of tern has no AUTH yet" };
+static const struct smtp_reply r_auth = { 502, "5.5.1", "AUTH is not available yet on this server" };
 static const struct smtp_reply r_etrn = { 502, "5.5.1", "ETRN is not available" };
 
 void cmd_rset(struct session *s, const struct smtp_cmd *c)
@@ -93,16 +97,31 @@ void cmd_help(struct session *s, const struct smtp_cmd *c)
 	session_reply(s, &r_help_topic);
 }
 
+/* RFC 3207: 220, then the handshake on the next bytes; see session_start_tls. */
 void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 {
-	(void)c;
-	session_reply(s, &r_starttls);
+	if (c->arg.len > 0) {
+		session_error(s, &r_starttls_syntax);
+		return;
+	}
+	if (s->ssl != NULL) {
+		session_error(s, &r_tls_active);
+		return;
+	}
+	if (s->w->tls == NULL) {
+		session_reply(s, &r_no_tls);
+		return;
+	}
+	session_reply(s, &r_tls_ready);
+	/* The 220 goes out in plaintext, before the filter changes. */
+	session_flush(s);
+	session_start_tls(s);
 }
 
 void cmd_auth(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c; /* The payload is a credential: never logged, never echoed. */
-	session_error(s, &r_auth);
+	session_error(s, s->ssl == NULL && session_is_submission(s) ? &r_auth_needs_tls : &r_auth);
 }
 
 void cmd_etrn(struct session *s, const struct smtp_cmd *c)

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "../lib/log.h"
+#include "../lib/tls.h"
 
 /*
  * The command table: preconditions as data. `needs_helo` commands get
@@ -67,6 +70,7 @@ static const struct smtp_reply r_shutdown = {
 };
 
 static void set_reading(struct session *s, bool on);
+static void process_input(struct session *s);
 
 static uint64_t now_ms(struct session *s)
 {
@@ -90,6 +94,8 @@ void session_unref(struct session *s)
 {
 	if (--s->refs > 0)
 		return;
+	SSL_free(s->ssl); /* and its two BIOs */
+	buf_free(&s->tlsout);
 	buf_free(&s->in);
 	buf_free(&s->out);
 	buf_free(&s->wbuf);
@@ -216,35 +222,80 @@ static void on_write(uv_write_t *req, int status)
 	session_unref(s);
 }
 
-void session_flush(struct session *s)
+/* OpenSSL's output (records, alerts, tickets) to tlsout, for the socket. */
+static int tls_drain(struct session *s)
 {
-	uv_buf_t b;
+	char tmp[16384];
 	int n;
 
-	if (s->writing || s->out.len == 0)
+	while ((n = BIO_read(s->net_out, tmp, sizeof tmp)) > 0)
+		if (buf_append(&s->tlsout, tmp, (size_t)n) < 0)
+			return -1;
+	return 0;
+}
+
+/* The session's plaintext replies become records. A memory BIO never
+ * pushes back, so SSL_write takes everything at once. */
+static int tls_encrypt(struct session *s)
+{
+	while (s->out.len > 0) {
+		int n = SSL_write(s->ssl, s->out.data,
+				  s->out.len > SESSION_OUT_MAX ? SESSION_OUT_MAX : (int)s->out.len);
+
+		if (n <= 0)
+			return -1;
+		buf_consume(&s->out, (size_t)n);
+	}
+	return tls_drain(s);
+}
+
+void session_flush(struct session *s)
+{
+	struct buf *wire = &s->out;
+	struct buf tmp;
+	uv_buf_t b;
+	size_t max;
+	int n;
+
+	if (s->ssl != NULL) {
+		/* Nothing may go out in plaintext once TLS has begun: during
+		 * the handshake a reply (a timeout's 421) is dropped. */
+		if (s->tls_handshaking)
+			buf_reset(&s->out);
+		if ((s->tls_handshaking ? tls_drain(s) : tls_encrypt(s)) < 0) {
+			buf_reset(&s->out);
+			buf_reset(&s->tlsout);
+			if (s->state != SESS_CLOSING)
+				session_close(s, "tls-write-error");
+			return;
+		}
+		wire = &s->tlsout;
+	}
+	if (s->writing || wire->len == 0)
 		return;
 	if (uv_is_closing((uv_handle_t *)&s->tcp))
 		return;
-	b = uv_buf_init((char *)s->out.data, (unsigned)s->out.len);
+	b = uv_buf_init((char *)wire->data, (unsigned)wire->len);
 	n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
 	if (n > 0)
-		buf_consume(&s->out, (size_t)n);
+		buf_consume(wire, (size_t)n);
 	else if (n < 0 && n != UV_EAGAIN) {
-		buf_reset(&s->out);
+		buf_reset(wire);
 		if (s->state != SESS_CLOSING)
 			session_close(s, "write-error");
 		return;
 	}
-	if (s->out.len == 0) {
-		buf_shrink(&s->out, 0);
+	if (wire->len == 0) {
+		buf_shrink(wire, 0);
 		return;
 	}
-	/* The rest goes out asynchronously; `out` keeps collecting meanwhile. */
-	struct buf tmp = s->wbuf;
-	s->wbuf = s->out;
-	s->out = tmp;
-	buf_reset(&s->out);
-	s->out.max = SESSION_OUT_MAX;
+	/* The rest goes out asynchronously; `wire` keeps collecting meanwhile. */
+	max = wire->max;
+	tmp = s->wbuf;
+	s->wbuf = *wire;
+	*wire = tmp;
+	buf_reset(wire);
+	wire->max = max;
 	b = uv_buf_init((char *)s->wbuf.data, (unsigned)s->wbuf.len);
 	s->wreq.data = s;
 	if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_write) == 0) {
@@ -349,11 +400,99 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	*b = uv_buf_init((char *)s->in.data + s->in.len, (unsigned)want);
 }
 
-/* The filter point: plaintext today, TLS records after STARTTLS later. */
+static void tls_fail(struct session *s, const char *stage)
+{
+	struct buf b;
+
+	buf_init(&b, 1024);
+	buf_printf(&b, "event=tls-error session=%s stage=%s", s->id, stage);
+	log_kv_escaped(&b, "reason", tls_error_reason(), strlen(tls_error_reason()));
+	log_buf(LOG_WARN, &b);
+	buf_free(&b);
+	ERR_clear_error();
+	session_close(s, "tls-error");
+}
+
+static void tls_established(struct session *s)
+{
+	s->tls_handshaking = false;
+	snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(s->ssl));
+	snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(s->ssl));
+	session_log(s, "tls", "version=%s cipher=%s resumed=%s", s->tls_version, s->tls_cipher,
+		    SSL_session_reused(s->ssl) ? "yes" : "no");
+	/* RFC 8314 3.3: on an implicit-TLS port the greeting comes inside TLS. */
+	if (s->tls_implicit)
+		session_replyf(s, 220, NULL, "%s ESMTP tern", s->w->conf->hostname);
+}
+
+/* Plaintext from OpenSSL into `in`, as much as `in` can take; what does
+ * not fit stays in OpenSSL and is read when `in` drains (session_process),
+ * not only when the socket has news: a poller never sees those bytes. */
+static int tls_read(struct session *s)
+{
+	for (;;) {
+		size_t room = SESSION_IN_MAX - s->in.len;
+		int n, e;
+
+		if (room < SMTP_CMD_LINE_MAX)
+			return 0;
+		if (room > 16384)
+			room = 16384;
+		if (buf_reserve(&s->in, room) < 0)
+			return 0;
+		n = SSL_read(s->ssl, s->in.data + s->in.len, (int)room);
+		if (n > 0) {
+			s->in.len += (size_t)n;
+			continue;
+		}
+		e = SSL_get_error(s->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		/* After TLS ends the connection is over: never plaintext again
+		 * on this socket (the Exim CVE-2026-45185 lesson). */
+		if (e == SSL_ERROR_ZERO_RETURN)
+			session_close(s, "tls-closed");
+		else
+			tls_fail(s, "read");
+		return -1;
+	}
+}
+
+/* Socket bytes through OpenSSL: the handshake first, then records. */
+static int tls_input(struct session *s, size_t n)
+{
+	if (BIO_write(s->net_in, s->in.data + s->in.len, (int)n) != (int)n) {
+		tls_fail(s, "buffer");
+		return -1;
+	}
+	if (s->tls_handshaking) {
+		int r = SSL_do_handshake(s->ssl);
+
+		if (r != 1) {
+			if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_READ) {
+				session_flush(s);
+				return -1;
+			}
+			tls_fail(s, "handshake");
+			return -1;
+		}
+		tls_established(s);
+	}
+	return tls_read(s);
+}
+
+/* The filter point: what the socket gave, in plaintext, into `in`. */
 static void conn_input(struct session *s, size_t n)
 {
-	s->in.len += n;
 	s->bytes_in += n;
+	if (s->ssl != NULL) {
+		/* The bytes landed past in.len; OpenSSL takes them from there. */
+		session_restart_timer(s);
+		if (tls_input(s, n) == 0)
+			session_process(s);
+		return;
+	}
+	s->in.len += n;
 	if (s->state == SESS_GREETING) {
 		/* Input before the banner: a client that does not wait for the
 		 * greeting is not following RFC 5321 4.3.1 (an early talker). */
@@ -451,9 +590,39 @@ static bool take_command(struct session *s)
 	return true;
 }
 
+/* Whether OpenSSL holds input the session could take now. */
+static bool tls_pending(struct session *s)
+{
+	return session_tls(s) && s->in.len < SESSION_IN_MAX / 2 &&
+	       (SSL_pending(s->ssl) > 0 || BIO_ctrl_pending(s->net_in) > 0);
+}
+
 void session_process(struct session *s)
 {
 	session_ref(s);
+	for (;;) {
+		size_t before = s->in.len;
+
+		if (s->state == SESS_CLOSING || s->state == SESS_WAIT || !tls_pending(s))
+			break;
+		if (tls_read(s) < 0 || s->in.len == before)
+			break;
+		process_input(s);
+	}
+	process_input(s);
+	if (s->state != SESS_CLOSING) {
+		session_flush(s);
+		/* Keep reading unless the input buffer is full of work we
+		 * cannot do yet (commit in flight, or replies not drained). */
+		set_reading(s, s->in.len < SESSION_IN_MAX - SMTP_CMD_LINE_MAX);
+		if (s->in.len == 0)
+			buf_shrink(&s->in, 0);
+	}
+	session_unref(s);
+}
+
+static void process_input(struct session *s)
+{
 	while (s->state != SESS_CLOSING && s->state != SESS_WAIT &&
 	       s->state != SESS_GREETING && s->in.len > 0 &&
 	       s->out.len < SESSION_OUT_MAX / 2) {
@@ -469,15 +638,6 @@ void session_process(struct session *s)
 			break;
 		}
 	}
-	if (s->state != SESS_CLOSING) {
-		session_flush(s);
-		/* Keep reading unless the input buffer is full of work we
-		 * cannot do yet (commit in flight, or replies not drained). */
-		set_reading(s, s->in.len < SESSION_IN_MAX - SMTP_CMD_LINE_MAX);
-		if (s->in.len == 0)
-			buf_shrink(&s->in, 0);
-	}
-	session_unref(s);
 }
 
 /* ---- accept ---------------------------------------------------------- */
@@ -531,6 +691,7 @@ void session_accept(struct worker *w, const struct listener_conf *lc,
 	buf_init(&s->in, SESSION_IN_MAX);
 	buf_init(&s->out, SESSION_OUT_MAX);
 	buf_init(&s->wbuf, SESSION_OUT_MAX);
+	buf_init(&s->tlsout, SESSION_OUT_MAX * 2);
 	buf_init(&s->tx.dbuf, SESSION_SPOOL_CHUNK * 2);
 	uv_tcp_init(w->loop, &s->tcp);
 	uv_timer_init(w->loop, &s->timer);
@@ -547,12 +708,6 @@ void session_accept(struct worker *w, const struct listener_conf *lc,
 	peer_name(s);
 	session_log(s, "connect", "client=%s port=%u listener=%s local_port=%u",
 		    s->client_ip, s->client_port, conf_role_name(lc->role), lc->port);
-	if (lc->role == ROLE_SUBMISSIONS) {
-		/* RFC 8314: TLS from the first byte. Without TLS (the next
-		 * issue) nothing may be said in plaintext here: close. */
-		session_close(s, "implicit-tls-not-available");
-		return;
-	}
 	if (w->stopping) {
 		session_reply(s, &r_shutdown);
 		session_close(s, "shutting-down");
@@ -569,6 +724,19 @@ void session_accept(struct worker *w, const struct listener_conf *lc,
 	if (lim == CONNLIMIT_UNTRACKED)
 		log_event(LOG_WARN, "event=connlimit-table-full session=%s client=%s", s->id, s->client_ip);
 	set_reading(s, true);
+	if (lc->role == ROLE_SUBMISSIONS) {
+		/* RFC 8314 3.3: TLS from the first byte; nothing is ever said
+		 * in plaintext on this port. */
+		s->state = SESS_COMMAND;
+		s->tls_implicit = true;
+		if (w->tls == NULL) {
+			session_close(s, "no-tls-context");
+			return;
+		}
+		session_start_tls(s);
+		session_restart_timer(s);
+		return;
+	}
 	if (lc->greet_pause_ms > 0) {
 		s->state = SESS_GREETING;
 		uv_timer_start(&s->timer, on_timer, lc->greet_pause_ms, 0);
@@ -603,4 +771,32 @@ void session_shutdown_all(struct worker *w)
 		}
 		s = next;
 	}
+}
+
+void session_start_tls(struct session *s)
+{
+	/* RFC 3207 4.2 and CVE-2011-0411: whatever the client sent after
+	 * STARTTLS in plaintext is discarded, never read inside TLS; the
+	 * session starts over (the client must EHLO again). */
+	buf_reset(&s->in);
+	s->skip_line = false;
+	s->helo_done = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	session_tx_reset(s);
+	s->ssl = SSL_new(s->w->tls);
+	s->net_in = BIO_new(BIO_s_mem());
+	s->net_out = BIO_new(BIO_s_mem());
+	if (s->ssl == NULL || s->net_in == NULL || s->net_out == NULL) {
+		BIO_free(s->net_in);
+		BIO_free(s->net_out);
+		s->net_in = s->net_out = NULL;
+		tls_fail(s, "setup");
+		return;
+	}
+	/* An empty input BIO means "wait for more", not end of stream. */
+	BIO_set_mem_eof_return(s->net_in, -1);
+	SSL_set_bio(s->ssl, s->net_in, s->net_out);
+	SSL_set_accept_state(s->ssl);
+	s->tls_handshaking = true;
 }

@@ -34,6 +34,7 @@
 #define TERN_SESSION_H
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -57,6 +58,7 @@ struct worker {
 	const struct conf *conf;
 	const struct users *users;
 	struct connlimit *connlimit;
+	SSL_CTX *tls;			/* NULL: no TLS (STARTTLS answers 454) */
 	struct spool spool;
 	unsigned index;
 	unsigned nsessions;
@@ -119,6 +121,16 @@ struct session {
 	struct buf wbuf;		/* bytes in the write in flight */
 	bool writing;
 	bool reading;
+
+	/* TLS: OpenSSL on memory BIOs between the socket and in/out. */
+	SSL *ssl;			/* NULL until STARTTLS or implicit TLS */
+	BIO *net_in;			/* socket bytes for OpenSSL (owned by ssl) */
+	BIO *net_out;			/* OpenSSL's bytes for the socket (owned by ssl) */
+	struct buf tlsout;		/* encrypted bytes waiting for the socket */
+	bool tls_handshaking;
+	bool tls_implicit;		/* submissions: banner after the handshake */
+	char tls_version[16];		/* "TLSv1.3" once established */
+	char tls_cipher[64];
 	bool skip_line;			/* discarding an over-long command line */
 
 	bool helo_done;
@@ -161,6 +173,14 @@ void session_unref(struct session *s);
 void session_log(struct session *s, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool session_is_submission(const struct session *s);
+
+/* STARTTLS (RFC 3207 4.2): forget everything said in plaintext, drop any
+ * input already buffered, and start the handshake on the next bytes. */
+void session_start_tls(struct session *s);
+static inline bool session_tls(const struct session *s)
+{
+	return s->ssl != NULL && !s->tls_handshaking;
+}
 
 /* The command handlers (one row each in session.c's table). */
 void cmd_helo(struct session *s, const struct smtp_cmd *c);

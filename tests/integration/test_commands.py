@@ -62,8 +62,8 @@ def test_ehlo_extensions(srv):
         missing = EXTENSIONS - set(kw)
         assert not missing, f"EHLO lacks {missing}: {r.raw!r}"
         assert kw["SIZE"] == ["65536"], f"SIZE must announce max_message_size: {r.raw!r}"
-        assert "AUTH" not in kw, r.raw
-        assert "STARTTLS" not in kw, r.raw
+        assert "AUTH" not in kw, r.raw          # never offered on mx, never in plaintext
+        assert "STARTTLS" in kw, r.raw          # offered, optional, on mx
 
 
 def test_helo_single_line(srv):
@@ -176,9 +176,10 @@ def test_help(srv):
 def test_etrn_starttls_auth(srv):
     with ehlo_client(srv) as c:
         c.expect("ETRN example.test", 502, "5.5.1")
-        c.expect("STARTTLS", 454, "4.7.0")
+        # STARTTLS takes no argument (the handshake itself: test_tls.py)
+        c.expect("STARTTLS now", 501, "5.5.4")
         c.expect("AUTH PLAIN AGFsaWNlAHNlY3JldA==", 502, "5.5.1")
-        # still plain text and working after the refused STARTTLS
+        # still plain text and working after the refusals
         c.expect("NOOP", 250, "2.0.0")
 
 
@@ -514,7 +515,7 @@ def test_pipelined_two_messages_one_write(srv):
 def test_every_non_greeting_reply_has_enhanced_code(srv):
     cmds = ["NOOP", "RSET", "XYZZY", "MAIL FROM:<a@client.example>",
             "RCPT TO:<alice@localhost>", "RCPT TO:<x@foreign.example>",
-            "VRFY a", "EXPN a", "HELP", "ETRN x", "STARTTLS", "AUTH LOGIN",
+            "VRFY a", "EXPN a", "HELP", "ETRN x", "STARTTLS x", "AUTH LOGIN",
             "MAIL FROM:<b@client.example>", "RSET", "DATA", "QUIT"]
     with ehlo_client(srv) as c:
         for cmd in cmds:

@@ -1,0 +1,199 @@
+/* tls.c - server TLS context, key checks, the self-signed certificate; see tls.h. */
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define SELFSIGNED_DAYS 825
+
+/* For TLS 1.2: ECDHE key exchange, AEAD ciphers only (DESIGN.md). */
+#define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
+const char *tls_error_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown";
+}
+
+static int fail(char *err, size_t errlen, const char *what, const char *path)
+{
+	snprintf(err, errlen, "%s %s: %s", what, path, tls_error_reason());
+	ERR_clear_error();
+	return -1;
+}
+
+static int key_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "%s is readable by group or others (chmod 600 %s)", path, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int add_ext(X509 *x, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL)
+		return -1;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : -1;
+}
+
+static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	FILE *f;
+	int ok;
+
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
+		 : PEM_write_X509(f, cert);
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		ok = 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* A certificate for hostname, signed by its own key. */
+static int make_selfsigned(const char *hostname, const char *cert_path, const char *key_path,
+			   char *err, size_t errlen)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509 *x = X509_new();
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
+	char san[CONF_NAME_MAX + 8];
+	int r = -1;
+
+	snprintf(san, sizeof san, "DNS:%s", hostname);
+	if (key == NULL || x == NULL || RAND_bytes(serial, sizeof serial) != 1)
+		goto out;
+	serial[0] &= 0x7f; /* a positive serial (RFC 5280 4.1.2.2) */
+	if ((bn = BN_bin2bn(serial, sizeof serial, NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
+	    !X509_set_version(x, 2) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 60L * 60 * 24 * SELFSIGNED_DAYS) == NULL ||
+	    !X509_set_pubkey(x, key) ||
+	    !X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					(const unsigned char *)hostname, -1, -1, 0) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(x)) ||
+	    add_ext(x, NID_subject_alt_name, san) < 0 ||
+	    add_ext(x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+	    add_ext(x, NID_subject_key_identifier, "hash") < 0 ||
+	    X509_sign(x, key, EVP_sha256()) == 0)
+		goto out;
+	if (write_pem(key_path, 0600, key, NULL) < 0 || write_pem(cert_path, 0644, NULL, x) < 0) {
+		snprintf(err, errlen, "cannot write %s: %s", key_path, strerror(errno));
+		r = -2;
+		goto out;
+	}
+	r = 0;
+out:
+	if (r == -1)
+		snprintf(err, errlen, "cannot make a self-signed certificate: %s", tls_error_reason());
+	BN_free(bn);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return r < 0 ? -1 : 0;
+}
+
+void tls_fingerprint(SSL_CTX *ctx, char *out, size_t cap)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	size_t o;
+
+	o = (size_t)snprintf(out, cap, "sha256:");
+	if (x == NULL || !X509_digest(x, EVP_sha256(), md, &n))
+		n = 0;
+	for (unsigned i = 0; i < n && o + 4 < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, i ? ":%02X" : "%02X", md[i]);
+}
+
+SSL_CTX *tls_server_ctx(const struct conf *c, char *err, size_t errlen)
+{
+	char dir[CONF_PATH_MAX + 8], cert[CONF_PATH_MAX + 32], key[CONF_PATH_MAX + 32];
+	char fp[128];
+	SSL_CTX *ctx = NULL;
+	bool made = false;
+
+	if (c->tls_cert[0] != '\0') {
+		snprintf(cert, sizeof cert, "%s", c->tls_cert);
+		snprintf(key, sizeof key, "%s", c->tls_key[0] ? c->tls_key : c->tls_cert);
+	} else {
+		snprintf(dir, sizeof dir, "%s/tls", c->data_dir);
+		snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+		snprintf(key, sizeof key, "%s/key.pem", dir);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+			return NULL;
+		}
+		if (access(cert, F_OK) != 0 || access(key, F_OK) != 0) {
+			if (make_selfsigned(c->hostname, cert, key, err, errlen) < 0)
+				return NULL;
+			made = true;
+		}
+	}
+	if (key_private(key, err, errlen) < 0)
+		return NULL;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		fail(err, errlen, "cannot create a TLS context for", cert);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, strcmp(c->tls_min_version, "1.3") == 0 ?
+					     TLS1_3_VERSION : TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		fail(err, errlen, "cannot load certificate", cert);
+		goto bad;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		fail(err, errlen, "cannot load key (or it does not match the certificate)", key);
+		goto bad;
+	}
+	tls_fingerprint(ctx, fp, sizeof fp);
+	log_event(LOG_INFO, "event=%s cert=%s fingerprint=%s min_version=%s",
+		  made ? "tls-selfsigned" : "tls-cert", cert, fp, c->tls_min_version);
+	if (made)
+		log_event(LOG_INFO, "event=tls-cert cert=%s fingerprint=%s min_version=%s", cert,
+			  fp, c->tls_min_version);
+	return ctx;
+bad:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
