@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh - `make bench`: ternd against Postfix, side by side, with the load
 # generator in ../shared/bench (private network namespace, loopback only).
-# BENCH_ARGS overrides the workloads and repeats (default: -r 3 -w mem,fsync,a).
+# BENCH_ARGS overrides the workloads and repeats (default: -r 3 -w mem,fsync,a,b).
 set -e
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespace, Postfix)" >&2; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +20,7 @@ make -s -C "$BENCH"
 # fsync of the delivered Maildir file), one Maildir for bench.test.
 TARGET="tern=set -e
 chown -R nobody: \"\$BENCH_MAILDIR\" \"\$BENCH_SPOOL\"
+chmod 600 \"\$BENCH_KEY\"
 cat > \"\$BENCH_WORKDIR/ternd.conf\" <<CONF
 hostname mx.bench.test
 domains \$BENCH_DOMAIN
@@ -29,9 +30,11 @@ listen 127.0.0.1:\$BENCH_PORT mx
 deliver maildir \$BENCH_MAILDIR
 max_connections 5000
 max_connections_per_ip 5000
+tls_cert \$BENCH_CERT
+tls_key \$BENCH_KEY
 log_level warn
 CONF
 exec $top/build/rel/ternd -f \"\$BENCH_WORKDIR/ternd.conf\""
 
 # shellcheck disable=SC2086
-exec "$BENCH/run-anchors.sh" ${BENCH_ARGS:--r 3 -w mem,fsync,a} postfix --target "$TARGET"
+exec "$BENCH/run-anchors.sh" ${BENCH_ARGS:--r 3 -w mem,fsync,a,b} postfix --target "$TARGET"
