@@ -829,6 +829,10 @@ int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen)
 		return -1;
 	if (c->nlisteners == 0)
 		return fail(&x, "no listener: nothing would accept mail");
+	/* A certificate without its key (or the reverse) is half a setting. */
+	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0'))
+		return fail(&x, c->tls_cert[0] ? "tls_cert is set but tls_key is not: give both, or neither for a self-signed certificate"
+					       : "tls_key is set but tls_cert is not: give both, or neither for a self-signed certificate");
 	for (i = 0; i < c->nlisteners; i++) {
 		l = &c->listeners[i];
 		x.line = l->line;

@@ -150,7 +150,7 @@ SSL_CTX *tls_server_ctx(const struct conf *c, char *err, size_t errlen)
 
 	if (c->tls_cert[0] != '\0') {
 		snprintf(cert, sizeof cert, "%s", c->tls_cert);
-		snprintf(key, sizeof key, "%s", c->tls_key[0] ? c->tls_key : c->tls_cert);
+		snprintf(key, sizeof key, "%s", c->tls_key);
 	} else {
 		snprintf(dir, sizeof dir, "%s/tls", c->data_dir);
 		snprintf(cert, sizeof cert, "%s/cert.pem", dir);

@@ -739,3 +739,93 @@ def unstuff(data_text):
 
 def rmtree(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------
+# TLS helpers (tests/integration/test_tls.py)
+
+import ssl  # noqa: E402
+
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+SWAKS = shutil.which("swaks") or "/usr/bin/swaks"
+FPR_RE = re.compile(r"sha256:((?:[0-9A-F]{2}:){31}[0-9A-F]{2})(?![0-9A-Fa-f:])")
+
+
+def tls_context_noverify(minimum=None, maximum=None):
+    """A client context that accepts any certificate (tests of the SMTP
+    layer, not of the certificate)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def tls_wrap(client, context=None, server_hostname=HOSTNAME):
+    """Start TLS on an SMTPClient whose plaintext buffer is empty (after a
+    220 to STARTTLS, or right after connecting to an implicit-TLS port)."""
+    assert client.buf == b"", f"plaintext bytes left before the handshake: {client.buf!r}"
+    ctx = context or tls_context_noverify()
+    client.sock.settimeout(client.timeout)
+    client.sock = ctx.wrap_socket(client.sock, server_hostname=server_hostname)
+    client.transcript.append(("=", b"TLS " + client.sock.version().encode()))
+    return client.sock
+
+
+def smtps_client(port, context=None, server_hostname=HOSTNAME, timeout=10.0):
+    """An SMTPClient on an implicit-TLS port: handshake, then the banner."""
+    c = SMTPClient(port, timeout=timeout, banner=False)
+    try:
+        tls_wrap(c, context, server_hostname)
+        c.banner = c.reply()
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def ehlo_keywords(reply):
+    """Upper-case keywords of the extension lines of an EHLO reply."""
+    return [t.split()[0].upper() for t in reply.texts[1:] if t.split()]
+
+
+def openssl_run(args, input=b"", timeout=20):
+    return subprocess.run([OPENSSL] + list(args), input=input, capture_output=True,
+                          timeout=timeout)
+
+
+def make_cert(directory, cn=HOSTNAME, days=2, name="configured"):
+    """A self-signed RSA-2048 certificate for cn (CN and subjectAltName DNS);
+    returns (cert_path, key_path), the key mode 0600."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key = d / f"{name}-cert.pem", d / f"{name}-key.pem"
+    p = openssl_run(["req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                     "-subj", f"/CN={cn}", "-addext", f"subjectAltName=DNS:{cn}",
+                     "-days", str(days), "-keyout", str(key), "-out", str(cert)])
+    assert p.returncode == 0, p.stderr
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+def cert_fingerprint(pem):
+    """SHA-256 fingerprint (upper-case hex pairs with colons) of a PEM
+    certificate given as a path or as bytes."""
+    if isinstance(pem, (bytes, bytearray)):
+        p = openssl_run(["x509", "-fingerprint", "-sha256", "-noout"], input=bytes(pem))
+    else:
+        p = openssl_run(["x509", "-fingerprint", "-sha256", "-noout", "-in", str(pem)])
+    assert p.returncode == 0, p.stderr
+    m = re.search(rb"=\s*((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2})", p.stdout)
+    assert m, p.stdout
+    return m.group(1).decode().upper()
+
+
+def log_events(text, event):
+    """The log lines whose event is exactly `event`."""
+    pat = re.compile(r"(?:^|\s)event=" + re.escape(event) + r"(?=\s|$)")
+    return [ln for ln in text.splitlines() if pat.search(ln)]
