@@ -17,10 +17,18 @@ static void usage(FILE *out)
 		"  queue list [-d DIR]   list the messages waiting in the spool of DIR\n"
 		"                        (default ./var): queue id, age, size, sender,\n"
 		"                        recipients still to deliver\n"
+		"  user add NAME [-f FILE]     add an account; the password is read from\n"
+		"                        stdin (typed twice, unechoed, on a terminal)\n"
+		"  user passwd NAME [-f FILE]  change an account's password (same input)\n"
+		"  user del NAME [-f FILE]     remove an account\n"
+		"  user list [-f FILE]   print the account names, one a line\n"
+		"                        FILE: the users file (default /etc/tern/users);\n"
+		"                        NAME: alice@example.com, or alice for every\n"
+		"                        local domain\n"
 		"  version               print the version\n"
 		"  help                  this text\n"
 		"\n"
-		"Coming with later work: user management, queue control (flush, hold,\n"
+		"Coming with later work: queue control (flush, hold,\n"
 		"delete), DKIM keys, doctor (why mail does not go through), send.\n");
 }
 
@@ -37,6 +45,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "queue") == 0)
 		return cli_queue(argc - 1, argv + 1);
+	if (strcmp(argv[1], "user") == 0)
+		return cli_user(argc - 1, argv + 1);
 	fprintf(stderr, "tern: unknown command '%s' (try: tern help)\n", argv[1]);
 	return 2;
 }

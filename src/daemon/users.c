@@ -1,18 +1,54 @@
-/* users.c - load the users file and look names up; see users.h. */
+/* users.c - the users file: load, look up, verify passwords, edit; see users.h. */
 #include "users.h"
 
+#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "../lib/buf.h"
 
 #define USERS_LINE_MAX 4096
 #define USERS_NAME_MAX 320
+#define USERS_FILE_MAX (64u << 20)	/* a users file larger than this is a mistake */
 
-static int cmp_names(const void *a, const void *b)
+/*
+ * Hashed for an unknown name, so that a failed login costs the same time
+ * whether or not the name exists. A yescrypt hash at the default cost
+ * (the cost users_add uses) of a phrase nobody is given.
+ */
+static const char dummy_hash[] =
+	"$y$j9T$Hc29tDKank3GXUAPM9des.$bGh1TsnIQmQnZY1PyqbLKyycOJdYUEZeEQ/WKuRKDr1";
+
+/* One account while loading: the line number is kept for diagnostics. */
+struct entry {
+	char *name;
+	char *hash;
+	unsigned line;
+};
+
+static int cmp_users(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct user *)a)->name, ((const struct user *)b)->name);
+}
+
+/* By name, then by line, so that duplicates sit next to each other in file order. */
+static int cmp_entries(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c != 0)
+		return c;
+	return (x->line > y->line) - (x->line < y->line);
 }
 
 static void lower(char *s)
@@ -21,11 +57,23 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+/* Skip Dovecot's "{SCHEME}" prefix: the rest is a crypt(3) string. */
+static const char *skip_scheme(const char *h)
+{
+	const char *end;
+
+	if (h[0] == '{' && (end = strchr(h, '}')) != NULL)
+		return end + 1;
+	return h;
+}
+
 int users_load(struct users *u, const char *path, char *err, size_t errlen)
 {
 	char line[USERS_LINE_MAX + 2];
+	struct entry *e = NULL;
+	size_t n = 0, cap = 0;
 	unsigned lineno = 0;
-	size_t cap = 0;
+	struct stat st;
 	FILE *f;
 
 	memset(u, 0, sizeof *u);
@@ -33,9 +81,19 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return -1;
 	}
+	if (fstat(fileno(f), &st) < 0) {
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* The hashes are secrets: any group/other bit (even x or w) is refused. */
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s is readable by group or others (chmod 600 %s)", path, path);
+		goto fail;
+	}
 	while (fgets(line, sizeof line, f) != NULL) {
 		size_t len = strlen(line);
-		char *colon, **grown;
+		char *colon, *hash, *hend;
+		struct entry *grown;
 
 		lineno++;
 		if (len > USERS_LINE_MAX) {
@@ -52,33 +110,80 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		}
 		*colon = '\0';
 		lower(line);
-		if (u->n == cap) {
+		hash = colon + 1;
+		if ((hend = strchr(hash, ':')) != NULL)
+			*hend = '\0';	/* fields after the hash are ignored */
+		hash = (char *)skip_scheme(hash);
+		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
-			if ((grown = realloc(u->names, cap * sizeof *grown)) == NULL) {
+			if ((grown = realloc(e, cap * sizeof *grown)) == NULL) {
 				snprintf(err, errlen, "%s: out of memory", path);
 				goto fail;
 			}
-			u->names = grown;
+			e = grown;
 		}
-		if ((u->names[u->n] = strdup(line)) == NULL) {
+		e[n].name = strdup(line);
+		e[n].hash = strdup(hash);
+		e[n].line = lineno;
+		n++;
+		if (e[n - 1].name == NULL || e[n - 1].hash == NULL) {
 			snprintf(err, errlen, "%s: out of memory", path);
 			goto fail;
 		}
-		u->n++;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto fail;
 	}
 	fclose(f);
-	qsort(u->names, u->n, sizeof *u->names, cmp_names);
+	f = NULL;
+	if (n > 0)
+		qsort(e, n, sizeof *e, cmp_entries);
+	/* Report the duplicate that comes first in the file. */
+	{
+		size_t dup = 0;
+
+		for (size_t i = 1; i < n; i++)
+			if (strcmp(e[i - 1].name, e[i].name) == 0 &&
+			    (dup == 0 || e[i].line < e[dup].line))
+				dup = i;
+		if (dup != 0) {
+			snprintf(err, errlen, "%s:%u: name given twice (first on line %u)", path,
+				 e[dup].line, e[dup - 1].line);
+			goto fail;
+		}
+	}
+	if (n > 0 && (u->v = calloc(n, sizeof *u->v)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		u->v[i].name = e[i].name;
+		u->v[i].hash = e[i].hash;
+	}
+	u->n = n;
+	free(e);
 	u->loaded = true;
 	return 0;
 fail:
-	fclose(f);
-	users_free(u);
+	if (f != NULL)
+		fclose(f);
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].name);
+		if (e[i].hash != NULL)
+			explicit_bzero(e[i].hash, strlen(e[i].hash));
+		free(e[i].hash);
+	}
+	free(e);
+	memset(u, 0, sizeof *u);
 	return -1;
 }
 
 static bool has(const struct users *u, const char *name)
 {
-	return bsearch(&name, u->names, u->n, sizeof *u->names, cmp_names) != NULL;
+	struct user key = { .name = (char *)name, .hash = NULL };
+
+	return u->n > 0 && bsearch(&key, u->v, u->n, sizeof *u->v, cmp_users) != NULL;
 }
 
 bool users_exists(const struct users *u, const char *local, const char *domain)
@@ -94,10 +199,382 @@ bool users_exists(const struct users *u, const char *local, const char *domain)
 	return has(u, name);
 }
 
+const struct user *users_find(const struct users *u, const char *name)
+{
+	char key_name[USERS_NAME_MAX + 1];
+	struct user key = { .name = key_name, .hash = NULL };
+	size_t len = strlen(name);
+
+	if (len == 0 || len > USERS_NAME_MAX || u->n == 0)
+		return NULL;
+	memcpy(key_name, name, len + 1);
+	lower(key_name);
+	return bsearch(&key, u->v, u->n, sizeof *u->v, cmp_users);
+}
+
+enum users_verdict users_verify(const struct users *u, const char *name,
+				const char *password, size_t password_len)
+{
+	const struct user *usr = users_find(u, name);
+	const char *setting = usr != NULL ? usr->hash : dummy_hash;
+	enum users_verdict v = USERS_BAD_PASSWORD;
+	struct crypt_data *cd;
+	char *phrase;
+	const char *out;
+
+	/* crypt(3) takes a C string: a NUL inside could only cut the password short. */
+	if (memchr(password, '\0', password_len) != NULL)
+		return USERS_BAD_PASSWORD;
+	/* ~32 KiB: too much for a thread-pool stack. */
+	if ((cd = calloc(1, sizeof *cd)) == NULL)
+		return USERS_ERROR;
+	if ((phrase = malloc(password_len + 1)) == NULL) {
+		free(cd);
+		return USERS_ERROR;
+	}
+	memcpy(phrase, password, password_len);
+	phrase[password_len] = '\0';
+	/*
+	 * An empty or locked ("!", "*") hash never matches; hash the dummy
+	 * instead so such an account costs the same time as any other.
+	 */
+	if (usr != NULL && (setting[0] == '\0' || setting[0] == '!' || setting[0] == '*')) {
+		setting = dummy_hash;
+		usr = NULL;
+	}
+	out = crypt_rn(phrase, setting, cd, (int)sizeof *cd);
+	if (out == NULL || out[0] == '*') {
+		v = USERS_ERROR;
+	} else if (usr != NULL) {
+		size_t olen = strlen(out), hlen = strlen(usr->hash);
+
+		if (olen == hlen && CRYPTO_memcmp(out, usr->hash, hlen) == 0)
+			v = USERS_OK;
+	}
+	explicit_bzero(phrase, password_len);
+	explicit_bzero(cd, sizeof *cd);
+	free(phrase);
+	free(cd);
+	return v;
+}
+
 void users_free(struct users *u)
 {
-	for (size_t i = 0; i < u->n; i++)
-		free(u->names[i]);
-	free(u->names);
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->v[i].name);
+		explicit_bzero(u->v[i].hash, strlen(u->v[i].hash));
+		free(u->v[i].hash);
+	}
+	free(u->v);
 	memset(u, 0, sizeof *u);
+}
+
+/* ---- editing ---- */
+
+/* 1..320 octets of printable ASCII, without ':' (field separator), space or '#'. */
+static int valid_name(const char *name, char *err, size_t errlen)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > USERS_NAME_MAX) {
+		snprintf(err, errlen, "a user name has 1 to %d characters", USERS_NAME_MAX);
+		return -1;
+	}
+	for (const char *p = name; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= 0x20 || c >= 0x7f || c == ':' || c == '#') {
+			snprintf(err, errlen,
+				 "invalid user name: printable ASCII only, without ':', spaces or '#'");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A fresh yescrypt hash of password, malloc'd; NULL with err set. */
+static char *hash_password(const char *password, char *err, size_t errlen)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd;
+	const char *out;
+	char *h = NULL;
+
+	if (password[0] == '\0') {
+		snprintf(err, errlen, "empty password refused");
+		return NULL;
+	}
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, (int)sizeof salt) == NULL) {
+		snprintf(err, errlen, "cannot make a salt: %s", strerror(errno));
+		return NULL;
+	}
+	if ((cd = calloc(1, sizeof *cd)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	out = crypt_rn(password, salt, cd, (int)sizeof *cd);
+	if (out == NULL || out[0] == '*')
+		snprintf(err, errlen, "cannot hash the password: %s", strerror(errno));
+	else if ((h = strdup(out)) == NULL)
+		snprintf(err, errlen, "out of memory");
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return h;
+}
+
+/* The whole file into b; 1 if it does not exist, -1 on error. */
+static int read_file(const char *path, struct buf *b, struct stat *st, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		if (buf_reserve(b, 65536) < 0) {
+			snprintf(err, errlen, "%s: too large or out of memory", path);
+			close(fd);
+			return -1;
+		}
+		r = read(fd, b->data + b->len, b->cap - b->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		b->len += (size_t)r;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Does this line (length len, no newline) name `name` (lower case)? */
+static bool line_names(const char *line, size_t len, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *colon;
+
+	if (len == 0 || line[0] == '#')
+		return false;
+	colon = memchr(line, ':', len);
+	if (colon == NULL)
+		return false;
+	return (size_t)(colon - line) == nlen && strncasecmp(line, name, nlen) == 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Replace path with the contents of b: FILE.tmp (0600, same owner as the
+ * old file when there was one), fsync, rename, fsync the directory.
+ */
+static int replace_file(const char *path, const struct buf *b, const struct stat *old,
+			char *err, size_t errlen)
+{
+	char tmp[4200];
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	/* A stale FILE.tmp is left by a crash; O_EXCL then never follows a planted link. */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: cannot remove: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600) < 0) {
+		snprintf(err, errlen, "%s: chmod: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	/* Keep the owner, e.g. a file root edits for a daemon that reads it as its user. */
+	if (old != NULL && (old->st_uid != geteuid() || old->st_gid != getegid()) &&
+	    fchown(fd, old->st_uid, old->st_gid) < 0) {
+		snprintf(err, errlen, "%s: chown: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (write_all(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	if (fsync_dir_of(path) < 0) {
+		snprintf(err, errlen, "%s: cannot sync its directory: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+enum edit_op { EDIT_ADD, EDIT_PASSWD, EDIT_DEL };
+
+/*
+ * Copy the file line by line into a new buffer, changing only the lines
+ * of `name`; everything else (comments, other users, unknown fields) is
+ * kept byte for byte.
+ */
+static int edit(const char *path, enum edit_op op, const char *name_in, const char *password,
+		char *err, size_t errlen)
+{
+	char name[USERS_NAME_MAX + 1];
+	struct buf in, out;
+	struct stat st;
+	char *hash = NULL;
+	bool found = false;
+	int rc = -1, r;
+
+	if (valid_name(name_in, err, errlen) < 0)
+		return -1;
+	snprintf(name, sizeof name, "%s", name_in);
+	lower(name);
+	buf_init(&in, USERS_FILE_MAX);
+	buf_init(&out, USERS_FILE_MAX + 2 * USERS_LINE_MAX);
+	if ((r = read_file(path, &in, &st, err, errlen)) < 0)
+		goto done;
+	if (r == 1 && op != EDIT_ADD) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ENOENT));
+		goto done;
+	}
+	if (op != EDIT_DEL && (hash = hash_password(password, err, errlen)) == NULL)
+		goto done;
+	for (size_t pos = 0; pos < in.len;) {
+		const char *line = (const char *)in.data + pos;
+		const char *nl = memchr(line, '\n', in.len - pos);
+		size_t len = nl ? (size_t)(nl - line) : in.len - pos;	/* without '\n' */
+		size_t full = nl ? len + 1 : len;
+		size_t clen = len > 0 && line[len - 1] == '\r' ? len - 1 : len;
+
+		pos += full;
+		if (!line_names(line, clen, name)) {
+			if (buf_append(&out, line, full) < 0)
+				goto nomem;
+			continue;
+		}
+		found = true;
+		if (op == EDIT_ADD) {
+			snprintf(err, errlen, "user %s exists; use tern user passwd", name);
+			goto done;
+		}
+		if (op == EDIT_DEL)
+			continue;
+		/* passwd: name as written, the new hash, then any further fields. */
+		{
+			const char *colon = memchr(line, ':', clen);
+			const char *rest = memchr(colon + 1, ':', clen - (size_t)(colon + 1 - line));
+			size_t restlen = rest ? clen - (size_t)(rest - line) : 0;
+
+			if (buf_append(&out, line, (size_t)(colon + 1 - line)) < 0 ||
+			    buf_append(&out, hash, strlen(hash)) < 0 ||
+			    buf_append(&out, rest, restlen) < 0 ||
+			    buf_append(&out, line + clen, full - clen) < 0)
+				goto nomem;
+		}
+	}
+	if (!found && op != EDIT_ADD) {
+		snprintf(err, errlen, "no user %s in %s", name, path);
+		goto done;
+	}
+	if (op == EDIT_ADD) {
+		if (out.len > 0 && out.data[out.len - 1] != '\n' && buf_append(&out, "\n", 1) < 0)
+			goto nomem;
+		if (buf_printf(&out, "%s:%s\n", name, hash) < 0)
+			goto nomem;
+	}
+	rc = replace_file(path, &out, r == 0 ? &st : NULL, err, errlen);
+	goto done;
+nomem:
+	snprintf(err, errlen, "%s: out of memory", path);
+done:
+	if (hash != NULL) {
+		explicit_bzero(hash, strlen(hash));
+		free(hash);
+	}
+	if (in.data != NULL)
+		explicit_bzero(in.data, in.cap);
+	if (out.data != NULL)
+		explicit_bzero(out.data, out.cap);
+	buf_free(&in);
+	buf_free(&out);
+	return rc;
+}
+
+int users_add(const char *path, const char *name, const char *password,
+	      char *err, size_t errlen)
+{
+	return edit(path, EDIT_ADD, name, password, err, errlen);
+}
+
+int users_set_password(const char *path, const char *name, const char *password,
+		       char *err, size_t errlen)
+{
+	return edit(path, EDIT_PASSWD, name, password, err, errlen);
+}
+
+int users_del(const char *path, const char *name, char *err, size_t errlen)
+{
+	return edit(path, EDIT_DEL, name, NULL, err, errlen);
 }

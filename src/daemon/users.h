@@ -37,6 +37,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define USERS_NAME_MAX 320
+
 struct user {
 	char *name;	/* lower case */
 	char *hash;	/* crypt(3) string, "{SCHEME}" prefix removed */

@@ -51,12 +51,15 @@ static void received_header(struct session *s, struct buf *b)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* RFC 3848 / RFC 6531 4.3 protocol names. */
+	static const char *const protos[2][2][2] = {	/* [utf8][tls][auth] */
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+	};
+
 	if (!s->esmtp)
 		proto = "SMTP";
-	else if (t->mp.smtputf8)
-		proto = session_tls(s) ? "UTF8SMTPS" : "UTF8SMTP";
 	else
-		proto = session_tls(s) ? "ESMTPS" : "ESMTP";
+		proto = protos[t->mp.smtputf8][session_tls(s)][s->auth_user[0] != '\0'];
 	buf_printf(b, "Received: from %s (%s%s])", s->helo,
 		   s->peer.ss_family == AF_INET6 ? "[IPv6:" : "[", s->client_ip);
 	if (session_tls(s))

@@ -66,10 +66,12 @@ void cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 	session_send_raw(s, "250-PIPELINING\r\n");
 	snprintf(line, sizeof line, "250-SIZE %llu\r\n", (unsigned long long)cf->max_message_size);
 	session_send_raw(s, line);
-	/* RFC 3207: STARTTLS only before TLS. AUTH comes with the next step,
-	 * and only inside TLS (DESIGN.md invariant 5). */
+	/* RFC 3207: STARTTLS only before TLS; AUTH only inside TLS and only
+	 * on submission ports (DESIGN.md invariant 5). */
 	if (s->w->tls != NULL && s->ssl == NULL)
 		session_send_raw(s, "250-STARTTLS\r\n");
+	if (auth_offered(s))
+		session_send_raw(s, "250-AUTH PLAIN LOGIN\r\n");
 	session_send_raw(s, "250-8BITMIME\r\n"
 			    "250-ENHANCEDSTATUSCODES\r\n"
 			    "250-SMTPUTF8\r\n"

@@ -18,10 +18,6 @@ static const struct smtp_reply r_no_tls = { 454, "4.7.0", "TLS not available due
 static const struct smtp_reply r_tls_ready = { 220, "2.0.0", "Ready to start TLS" };
 static const struct smtp_reply r_tls_active = { 503, "5.5.1", "TLS already active" };
 static const struct smtp_reply r_starttls_syntax = { 501, "5.5.4", "Syntax: STARTTLS (no arguments)" };
-static const struct smtp_reply r_auth_needs_tls = {
-	530, "5.7.0", "Must issue a STARTTLS command first: AUTH is never taken in plaintext"
-};
-static const struct smtp_reply r_auth = { 502, "5.5.1", "AUTH is not available yet on this server" };
 static const struct smtp_reply r_etrn = { 502, "5.5.1", "ETRN is not available" };
 
 void cmd_rset(struct session *s, const struct smtp_cmd *c)
@@ -118,11 +114,6 @@ void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 	session_start_tls(s);
 }
 
-void cmd_auth(struct session *s, const struct smtp_cmd *c)
-{
-	(void)c; /* The payload is a credential: never logged, never echoed. */
-	session_error(s, s->ssl == NULL && session_is_submission(s) ? &r_auth_needs_tls : &r_auth);
-}
 
 void cmd_etrn(struct session *s, const struct smtp_cmd *c)
 {

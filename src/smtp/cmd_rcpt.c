@@ -18,6 +18,9 @@ static const struct smtp_reply r_relay = {
 	554, "5.7.1", "Relay access denied: this server takes mail only for its own domains; "
 		      "to send elsewhere, authenticate on a submission port"
 };
+static const struct smtp_reply r_no_outbound = {
+	550, "5.7.1", "Outbound delivery is not available yet: this server delivers only to its own domains"
+};
 static const struct smtp_reply r_literal = {
 	554, "5.7.1", "Relay access denied: address literals are not local here"
 };
@@ -47,7 +50,7 @@ static const struct smtp_reply *relay_check(struct session *s, struct mailbox *m
 	if (mb->domain_literal)
 		return &r_literal;
 	if (!conf_is_local_domain(cf, mb->domain))
-		return &r_relay;
+		return s->auth_user[0] != '\0' ? &r_no_outbound : &r_relay;
 	return NULL;
 }
 

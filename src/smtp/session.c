@@ -530,6 +530,10 @@ static void run_command(struct session *s, const uint8_t *line, size_t len)
 {
 	struct smtp_cmd c;
 
+	if (s->state == SESS_AUTH) {
+		auth_response(s, line, len);
+		return;
+	}
 	if (memchr(line, '\0', len) != NULL) {
 		session_error(s, &r_nul);
 		return;
@@ -558,6 +562,16 @@ static void run_command(struct session *s, const uint8_t *line, size_t len)
 	session_error(s, &r_unknown);
 }
 
+/* RFC 5321 4.5.3.1.4: 512 octets with CR LF; RFC 4954 4 allows AUTH
+ * lines (the command with its initial response, and responses) 12288. */
+static size_t line_limit(const struct session *s)
+{
+	if (s->state == SESS_AUTH ||
+	    slice_startswith_nocase((struct slice){ s->in.data, s->in.len }, "AUTH "))
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
+
 /* One command line from `in`, if a whole one is there. */
 static bool take_command(struct session *s)
 {
@@ -565,16 +579,16 @@ static bool take_command(struct session *s)
 	size_t len;
 
 	if (lf == NULL) {
-		/* RFC 5321 4.5.3.1.4: 512 octets with CR LF. Past that, drop
-		 * bytes until the line ends and refuse it then. */
-		if (s->in.len > SMTP_CMD_LINE_MAX) {
+		/* Past the limit, drop bytes until the line ends and refuse
+		 * it then. */
+		if (s->in.len > line_limit(s)) {
 			s->skip_line = true;
 			buf_reset(&s->in);
 		}
 		return false;
 	}
 	len = (size_t)(lf - s->in.data) + 1;
-	if (s->skip_line || len > SMTP_CMD_LINE_MAX) {
+	if (s->skip_line || len > line_limit(s)) {
 		s->skip_line = false;
 		buf_consume(&s->in, len);
 		session_error(s, &r_toolong);
@@ -783,6 +797,7 @@ void session_start_tls(struct session *s)
 	s->helo_done = false;
 	s->esmtp = false;
 	s->helo[0] = '\0';
+	s->auth_user[0] = '\0';
 	session_tx_reset(s);
 	s->ssl = SSL_new(s->w->tls);
 	s->net_in = BIO_new(BIO_s_mem());

@@ -48,6 +48,7 @@
 #include "connlimit.h"
 
 #define SMTP_CMD_LINE_MAX 512
+#define SMTP_AUTH_LINE_MAX 12288	/* RFC 4954 4: AUTH lines may be this long */
 #define SESSION_IN_MAX (64 * 1024)
 #define SESSION_OUT_MAX (64 * 1024)
 #define SESSION_SPOOL_CHUNK (64 * 1024)
@@ -74,7 +75,14 @@ enum session_state {
 	SESS_DATA,
 	SESS_BDAT,
 	SESS_WAIT,
+	SESS_AUTH,		/* reading an AUTH response line (RFC 4954 4) */
 	SESS_CLOSING,
+};
+
+enum auth_step {
+	AUTH_STEP_PLAIN,	/* waiting for the PLAIN message */
+	AUTH_STEP_LOGIN_USER,	/* LOGIN: waiting for the user name */
+	AUTH_STEP_LOGIN_PASS,	/* LOGIN: waiting for the password */
 };
 
 struct rcpt {
@@ -137,6 +145,11 @@ struct session {
 	bool esmtp;
 	char helo[256];			/* printable ASCII only */
 
+	/* AUTH (cmd_auth.c) */
+	char auth_user[USERS_NAME_MAX + 1];	/* "" until 235 */
+	enum auth_step auth_step;
+	char auth_login_user[USERS_NAME_MAX + 1]; /* LOGIN's first answer */
+
 	struct transaction tx;
 
 	unsigned errors;
@@ -198,6 +211,11 @@ void cmd_help(struct session *s, const struct smtp_cmd *c);
 void cmd_starttls(struct session *s, const struct smtp_cmd *c);
 void cmd_auth(struct session *s, const struct smtp_cmd *c);
 void cmd_etrn(struct session *s, const struct smtp_cmd *c);
+
+/* A line read while state is SESS_AUTH (cmd_auth.c). */
+void auth_response(struct session *s, const uint8_t *line, size_t len);
+/* Whether the EHLO reply offers AUTH here and now. */
+bool auth_offered(const struct session *s);
 
 /* DATA and BDAT bytes (cmd_data.c), called by session_process. */
 size_t data_input(struct session *s, const uint8_t *p, size_t n);

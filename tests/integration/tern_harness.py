@@ -829,3 +829,44 @@ def log_events(text, event):
     """The log lines whose event is exactly `event`."""
     pat = re.compile(r"(?:^|\s)event=" + re.escape(event) + r"(?=\s|$)")
     return [ln for ln in text.splitlines() if pat.search(ln)]
+
+
+# ----------------------------------------------------------------------------
+# SMTP AUTH helpers (tests/integration/test_auth.py)
+
+import base64  # noqa: E402
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt as _crypt  # noqa: E402
+
+
+def crypt_hash(password, method=None):
+    """A crypt(3) hash of password (SHA-512 by default)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _crypt.crypt(password, _crypt.mksalt(method or _crypt.METHOD_SHA512))
+
+
+def write_users(path, users, mode=0o600):
+    """Write a users file of name:hash lines from {name: password}; returns
+    the path. The mode is set before any content is written."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        for name, pw in users.items():
+            f.write(f"{name}:{crypt_hash(pw)}\n")
+    os.chmod(path, mode)
+    return path
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+def sasl_plain(authcid, password, authzid=""):
+    """base64 of a SASL PLAIN message (RFC 4616): authzid NUL authcid NUL passwd."""
+    return b64(f"{authzid}\0{authcid}\0{password}")

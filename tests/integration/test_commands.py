@@ -20,7 +20,7 @@ def srv(module_factory):
     users.write_text("alice@localhost:{CRYPT}xyz\n"
                      "alice@example.test:{CRYPT}xyz\n"
                      "bob@example.test:{CRYPT}xyz\n")
-    users.chmod(0o644)
+    users.chmod(0o600)
     return module_factory.start(base=base, users=str(users), max_errors=100,
                                 max_message_size="64K", max_recipients=50)
 

@@ -16,7 +16,7 @@ def srv(module_factory):
                      "alice@localhost:{CRYPT}xyz\n"
                      "alice@example.test:{CRYPT}xyz\n"
                      "bob@example.test:{CRYPT}xyz\n")
-    users.chmod(0o644)
+    users.chmod(0o600)
     return module_factory.start(
         base=base, users=str(users), max_errors=100, max_recipients=100,
         listeners=["mx", "submission", "submission-alt"])
