@@ -98,7 +98,7 @@ $(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
 FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
+build/fuzz/%: fuzz/%.c fuzz/fuzz_check.h $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -Isrc -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
 
