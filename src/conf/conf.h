@@ -98,6 +98,9 @@ struct conf {
 	enum data_bare_policy bare_newline;
 	uint32_t queue_retry;		/* seconds between local delivery retries */
 	uint32_t queue_lifetime;	/* seconds before a message is given up */
+	unsigned auth_max_failures;	/* per address, in the window; then locked */
+	uint32_t auth_failure_window;	/* seconds */
+	uint32_t auth_lockout;		/* seconds */
 	char tls_cert[CONF_PATH_MAX];	/* "": self-signed in DATA_DIR/tls */
 	char tls_key[CONF_PATH_MAX];
 	char tls_min_version[8];	/* "1.2" or "1.3" */

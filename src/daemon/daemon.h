@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "../conf/conf.h"
+#include "../smtp/authlimit.h"
 #include "../smtp/connlimit.h"
 #include "users.h"
 
@@ -36,6 +37,7 @@ struct daemon {
 	struct conf conf;
 	struct users users;
 	struct connlimit *connlimit;
+	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* made before fork: every child shares keys and tickets */
 	unsigned nworkers;
 	struct listen_sock *socks;	/* nworkers rows of nsocks */

@@ -389,6 +389,8 @@ int parent_run(struct daemon *d)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->tls = tls_server_ctx(&d->conf, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
+	if ((d->authlimit = authlimit_create()) == NULL)
+		fatal("event=start-failed error=\"cannot map shared memory\"");
 	if ((d->connlimit = connlimit_create(d->nworkers)) == NULL)
 		fatal("event=start-failed error=\"cannot map shared memory\"");
 	bind_listeners(d);

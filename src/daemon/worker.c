@@ -86,6 +86,7 @@ void worker_main(struct daemon *d, unsigned index)
 	the_worker.conf = &d->conf;
 	the_worker.users = &d->users;
 	the_worker.connlimit = d->connlimit;
+	the_worker.authlimit = d->authlimit;
 	the_worker.tls = d->tls;
 	the_worker.index = index;
 	the_worker.on_idle = on_idle;

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/log.h"
 #include "../proto/sasl.h"
@@ -29,6 +30,9 @@ static const struct smtp_reply r_plain = {
 };
 static const struct smtp_reply r_ok = { 235, "2.7.0", "Authentication successful" };
 static const struct smtp_reply r_bad = { 535, "5.7.8", "Authentication credentials invalid" };
+static const struct smtp_reply r_locked = {
+	421, "4.7.0", "Too many failed logins from your address: try again later"
+};
 static const struct smtp_reply r_temp = {
 	454, "4.7.0", "Temporary authentication failure: try again later"
 };
@@ -65,6 +69,38 @@ static void log_auth(struct session *s, const char *mech, const char *user, cons
 	buf_free(&b);
 }
 
+static uint64_t now_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+/*
+ * A 535, counted per session (max_errors) and across workers per address
+ * and account (authlimit.h): at the limit the address is locked, this
+ * login gets 421 and the connection ends (DESIGN.md invariant 2).
+ */
+static void failed(struct session *s, const char *user)
+{
+	const struct conf *cf = s->w->conf;
+	struct authlimit_conf c = { cf->auth_max_failures, cf->auth_failure_window, cf->auth_lockout };
+	struct authlimit_result r = authlimit_fail(s->w->authlimit, &s->peer, user, &c, now_s());
+
+	if (r.locked || r.user_failures >= s->w->conf->auth_max_failures || r.untracked)
+		log_event(LOG_WARN, "event=auth-limit session=%s client=%s address_failures=%u "
+			  "account_failures=%u locked=%s%s", s->id, s->client_ip, r.addr_failures,
+			  r.user_failures, r.locked ? "yes" : "no", r.untracked ? " untracked=yes" : "");
+	session_reply(s, &r_bad);
+	if (r.locked) {
+		session_reply(s, &r_locked);
+		session_close(s, "auth-locked");
+		return;
+	}
+	if (++s->errors >= s->w->conf->max_errors) {
+		session_replyf(s, 421, "4.7.0", "Too many errors in this session, closing connection");
+		session_close(s, "too-many-errors");
+	}
+}
+
 /* Thread pool: crypt(3) is slow by design, never on the loop. */
 static void verify_work(uv_work_t *w)
 {
@@ -89,8 +125,7 @@ static void verify_done(uv_work_t *w, int status)
 		} else if (v == USERS_ERROR) {
 			session_reply(s, &r_temp);
 		} else {
-			/* Counted: max_errors ends a guessing session. */
-			session_error(s, &r_bad);
+			failed(s, j->user);
 		}
 		if (s->state != SESS_CLOSING) {
 			session_restart_timer(s);
@@ -145,7 +180,7 @@ static void plain(struct session *s, const uint8_t *msg, size_t n)
 		slice_to_cstr(authcid.len <= USERS_NAME_MAX ? authcid : (struct slice){ authcid.p, 0 },
 			      user, sizeof user);
 		log_auth(s, "PLAIN", user, "failed-authzid");
-		session_error(s, &r_bad);
+		failed(s, user);
 		return;
 	}
 	verify(s, "PLAIN", authcid.p, authcid.len, passwd.p, passwd.len);
@@ -218,6 +253,12 @@ void cmd_auth(struct session *s, const struct smtp_cmd *c)
 	}
 	if (s->tx.active) {
 		session_error(s, &r_in_tx);
+		return;
+	}
+	if (authlimit_locked(s->w->authlimit, &s->peer, now_s()) > 0) {
+		session_log(s, "auth-refused", "reason=address-locked client=%s", s->client_ip);
+		session_reply(s, &r_locked);
+		session_close(s, "auth-locked");
 		return;
 	}
 	s->state = SESS_AUTH;

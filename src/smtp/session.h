@@ -45,6 +45,7 @@
 #include "../proto/data.h"
 #include "../proto/smtp_cmd.h"
 #include "../spool/spool.h"
+#include "authlimit.h"
 #include "connlimit.h"
 
 #define SMTP_CMD_LINE_MAX 512
@@ -59,6 +60,7 @@ struct worker {
 	const struct conf *conf;
 	const struct users *users;
 	struct connlimit *connlimit;
+	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* NULL: no TLS (STARTTLS answers 454) */
 	struct spool spool;
 	unsigned index;

@@ -57,6 +57,11 @@ def users_map():
 # servers
 
 def start_with_users(factory, name, listeners=LISTENERS, **kw):
+    # These servers test the protocol with many deliberate failures from
+    # 127.0.0.1: a window of 1 s keeps the address lockout (tested on its
+    # own below) out of their way.
+    kw.setdefault("auth_max_failures", 64)
+    kw.setdefault("auth_failure_window", "1s")
     base = factory.base()
     users = th.write_users(base / "users", users_map())
     return factory.start(base=base, listeners=listeners, users=str(users), name=name, **kw)
@@ -660,3 +665,30 @@ def test_tern_user_add_then_login(ternd_factory):
         c.expect("AUTH PLAIN " + plain("peggy@localhost", pw), 235, "2.7.0")
         c.expect("MAIL FROM:<peggy@localhost>", 250, "2.1.0")
     assert pw not in t.log()
+
+
+# ----------------------------------------------------------------------------
+# brute-force defence (DESIGN.md invariant 2: AUTH attempts have a limit)
+
+def test_address_locked_after_failures_across_connections(ternd_factory):
+    t = start_with_users(ternd_factory, "lockout", listeners=["mx", "submission"],
+                         auth_max_failures=3, auth_failure_window="60s",
+                         auth_lockout="3s", max_errors=20)
+    # two failures on one connection, the third on another: counted per address
+    with tls_client(t, "submission") as c:
+        c.expect("AUTH PLAIN " + plain(ALICE, WRONG_PW), 535, "5.7.8")
+        c.expect("AUTH PLAIN " + plain(ALICE, WRONG_PW), 535, "5.7.8")
+    with tls_client(t, "submission") as c:
+        c.expect("AUTH PLAIN " + plain(ALICE, WRONG_PW), 535, "5.7.8")
+        check(c.reply(timeout=5), 421, "4.7.0")
+        assert c.at_eof(3)
+    # locked: even the right password is refused, at the AUTH command
+    with tls_client(t, "submission") as c:
+        r = c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW))
+        check(r, 421, "4.7.0")
+        assert c.at_eof(3)
+    assert "event=auth-limit" in t.log() and "locked=yes" in t.log()
+    # the lock lifts after auth_lockout
+    time.sleep(3.5)
+    with tls_client(t, "submission") as c:
+        c.expect("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235, "2.7.0")
