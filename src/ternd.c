@@ -16,8 +16,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: ternd [-f FILE] [-d DIR] [-w N] [-n]\n"
 		"\n"
-		"tern's mail server: SMTP on the four ports (25 mx, 587 submission,\n"
-		"465 submissions, 2525 submission-alt), a durable spool, Maildir delivery.\n"
+		"tern's mail server: SMTP on the four ports (25 mx with STARTTLS, 587 and\n"
+		"2525 submission with STARTTLS then AUTH, 465 submissions with implicit\n"
+		"TLS), a durable spool, Maildir delivery. Without tls_cert a self-signed\n"
+		"certificate is made in DATA_DIR/tls on first start; AUTH needs `users`.\n"
 		"\n"
 		"  -f, --config FILE   read FILE (default: none, the built-in defaults:\n"
 		"                      data in ./var, local domains localhost and this host,\n"
