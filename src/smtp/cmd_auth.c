@@ -142,9 +142,11 @@ static void verify(struct session *s, const char *mech, const uint8_t *user, siz
 	struct auth_job *j = calloc(1, sizeof *j);
 
 	if (j == NULL || ulen > USERS_NAME_MAX || plen > SASL_PART_MAX) {
+		const struct smtp_reply *r = j == NULL ? &r_temp : &r_bad;
+
 		free(j);
 		s->state = SESS_COMMAND;
-		session_error(s, j == NULL ? &r_temp : &r_bad);
+		session_error(s, r);
 		return;
 	}
 	j->s = s;
@@ -157,10 +159,10 @@ static void verify(struct session *s, const char *mech, const uint8_t *user, siz
 	j->work.data = j;
 	s->state = SESS_WAIT;
 	session_ref(s);
-	if (uv_queue_work(s->w->loop, &j->work, verify_work, verify_done) != 0) {
-		j->verdict = USERS_ERROR;
-		verify_done(&j->work, -1);
-	}
+	/* The answer must come from the loop, never from inside this call:
+	 * the AUTH line is not consumed yet (see spool_msg_commit). */
+	if (uv_queue_work(s->w->loop, &j->work, verify_work, verify_done) != 0)
+		tern_bug("event=bug what=\"uv_queue_work refused a valid request\"");
 }
 
 /* RFC 4616: authzid must be empty or the user itself (no proxy logins). */

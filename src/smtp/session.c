@@ -591,6 +591,9 @@ static bool take_command(struct session *s)
 	if (s->skip_line || len > line_limit(s)) {
 		s->skip_line = false;
 		buf_consume(&s->in, len);
+		/* An over-long AUTH response ends the exchange (RFC 4954 4). */
+		if (s->state == SESS_AUTH)
+			s->state = SESS_COMMAND;
 		session_error(s, &r_toolong);
 		return true;
 	}

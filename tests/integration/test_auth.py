@@ -692,3 +692,15 @@ def test_address_locked_after_failures_across_connections(ternd_factory):
     time.sleep(3.5)
     with tls_client(t, "submission") as c:
         c.expect("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235, "2.7.0")
+
+
+def test_overlong_auth_response_ends_the_exchange(srv):
+    """A response line over 12288 octets (RFC 4954 4) is refused, and what
+    follows is read as commands again, not as another response."""
+    with tls_client(srv, "submission") as c:
+        r = c.cmd("AUTH PLAIN")
+        assert r.raw == b"334 \r\n", r.raw
+        c.send(b"A" * 13000 + b"\r\n")
+        check(c.reply(), 500, "5.5.2")
+        c.expect("NOOP", 250, "2.0.0")
+        c.expect("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235, "2.7.0")
