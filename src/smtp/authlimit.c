@@ -1,11 +1,10 @@
 /* authlimit.c - failed-login counts per address and per account in shared memory; see authlimit.h. */
 #include "authlimit.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
+
+#include "../lib/shm.h"
+#include "connlimit.h"
 
 #define SLOTS 4096
 #define PROBE 32
@@ -26,42 +25,23 @@ struct authlimit {
 
 struct authlimit *authlimit_create(void)
 {
-	pthread_mutexattr_t a;
-	struct authlimit *al = mmap(NULL, sizeof *al, PROT_READ | PROT_WRITE,
-				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct authlimit *al = shm_alloc(sizeof *al);
 
-	if (al == MAP_FAILED)
-		return NULL;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	/* A worker killed while holding the lock must not wedge the others. */
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	pthread_mutex_init(&al->lock, &a);
-	pthread_mutexattr_destroy(&a);
+	if (al != NULL)
+		shm_mutex_init(&al->lock);
 	return al;
 }
 
 static void lock(struct authlimit *al)
 {
-	if (pthread_mutex_lock(&al->lock) == EOWNERDEAD)
-		pthread_mutex_consistent(&al->lock);
+	shm_mutex_lock(&al->lock);
 }
 
+/* Counted by the same address rule as connections (connlimit.h). */
 static void addr_key(const struct sockaddr_storage *ss, uint8_t key[17])
 {
-	memset(key, 0, 17);
 	key[0] = 'A';
-	if (ss->ss_family == AF_INET) {
-		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-		if (memcmp(a, mapped, 12) == 0)
-			memcpy(key + 1, a + 12, 4);
-		else
-			memcpy(key + 1, a, 8); /* the /64 */
-	}
+	client_key(ss, key + 1);
 }
 
 /* Two FNV-1a hashes of the name: 16 octets, collisions out of reach. */

@@ -1,12 +1,12 @@
 /* connlimit.c - per-address connection counts in shared memory; see connlimit.h. */
 #include "connlimit.h"
 
-#include <errno.h>
+#include "../lib/shm.h"
+
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define SLOTS 8192
 #define PROBE 32
@@ -25,30 +25,21 @@ struct connlimit {
 
 struct connlimit *connlimit_create(unsigned nworkers)
 {
-	pthread_mutexattr_t a;
-	struct connlimit *cl;
+	struct connlimit *cl = shm_alloc(sizeof *cl);
 
-	cl = mmap(NULL, sizeof *cl, PROT_READ | PROT_WRITE,
-		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (cl == MAP_FAILED)
+	if (cl == NULL)
 		return NULL;
 	cl->nworkers = nworkers > CONNLIMIT_MAX_WORKERS ? CONNLIMIT_MAX_WORKERS : nworkers;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	/* A worker killed while holding the lock must not wedge the others. */
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	pthread_mutex_init(&cl->lock, &a);
-	pthread_mutexattr_destroy(&a);
+	shm_mutex_init(&cl->lock);
 	return cl;
 }
 
 static void lock(struct connlimit *cl)
 {
-	if (pthread_mutex_lock(&cl->lock) == EOWNERDEAD)
-		pthread_mutex_consistent(&cl->lock);
+	shm_mutex_lock(&cl->lock);
 }
 
-static void make_key(const struct sockaddr_storage *ss, uint8_t key[16])
+void client_key(const struct sockaddr_storage *ss, uint8_t key[16])
 {
 	memset(key, 0, 16);
 	if (ss->ss_family == AF_INET) {
@@ -117,7 +108,7 @@ enum connlimit_result connlimit_acquire(struct connlimit *cl, unsigned worker,
 	uint32_t total = 0;
 	struct slot *s;
 
-	make_key(ss, key);
+	client_key(ss, key);
 	lock(cl);
 	for (unsigned w = 0; w < cl->nworkers; w++)
 		total += cl->total[w];
@@ -142,7 +133,7 @@ void connlimit_release(struct connlimit *cl, unsigned worker,
 	uint8_t key[16];
 	struct slot *s;
 
-	make_key(ss, key);
+	client_key(ss, key);
 	lock(cl);
 	if (cl->total[worker] > 0)
 		cl->total[worker]--;

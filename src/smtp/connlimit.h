@@ -21,6 +21,7 @@
 #ifndef TERN_CONNLIMIT_H
 #define TERN_CONNLIMIT_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define CONNLIMIT_MAX_WORKERS 64
@@ -41,5 +42,8 @@ enum connlimit_result connlimit_acquire(struct connlimit *cl, unsigned worker,
 void connlimit_release(struct connlimit *cl, unsigned worker,
 		       const struct sockaddr_storage *ss);
 void connlimit_reset_worker(struct connlimit *cl, unsigned worker);
+/* The 16 octets a client is counted by: its IPv4 address (also when
+ * IPv4-mapped), or its IPv6 /64; the last octet says which (4 or 6). */
+void client_key(const struct sockaddr_storage *ss, uint8_t key[16]);
 
 #endif
