@@ -97,6 +97,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_field(mp.auth, SMTP_AUTHPARAM_MAX);
 		if (mp.has_auth)
 			CHECK(mp.auth[0] != '\0');
+		if (mp.auth[0] != '\0' && strcmp(mp.auth, "<>") != 0) {
+			char dec[SMTP_AUTHPARAM_MAX + 1];
+			ssize_t dn = smtp_xtext_decode((struct slice){ (const uint8_t *)mp.auth,
+								       strlen(mp.auth) }, dec, sizeof dec);
+			CHECK(dn >= -1 && dn <= (ssize_t)strlen(mp.auth));
+			if (dn >= 0)
+				CHECK(strlen(dec) == (size_t)dn);
+		}
 	} else {
 		check_reply(rep);
 	}

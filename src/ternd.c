@@ -33,7 +33,9 @@ static void usage(FILE *out)
 		"  -h, --help          this text\n"
 		"\n"
 		"Runs in the foreground; logs go to standard error as one logfmt line per\n"
-		"event. SIGTERM or Ctrl-C stops it. See README.md and docs/ternd.conf.md.\n");
+		"event. SIGTERM or Ctrl-C stops it. SIGHUP reloads the configuration, the\n"
+		"users file and the certificates without dropping open connections (a bad\n"
+		"file is logged and changes nothing). See README.md and docs/ternd.conf.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -94,6 +96,8 @@ int main(int argc, char **argv)
 		printf("%s: configuration ok\n", file ? file : "(built-in defaults)");
 		return 0;
 	}
+	d.conf_file = file;
+	d.data_override = data;
 	if (log_level_parse(d.conf.log_level, &lvl) < 0)
 		lvl = LOG_INFO;
 	log_init("parent", -1, lvl);
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		d.nworkers = n > 0 ? (unsigned)n : 1;
 	}
-	if (d.nworkers > CONNLIMIT_MAX_WORKERS)
-		d.nworkers = CONNLIMIT_MAX_WORKERS;
+	if (d.nworkers > CONNLIMIT_MAX_WORKERS / 2)
+		d.nworkers = CONNLIMIT_MAX_WORKERS / 2;
 	return parent_run(&d);
 }

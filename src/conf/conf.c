@@ -28,10 +28,12 @@ enum knob_kind {
 	K_AUTO,
 	K_SIZE,
 	K_SECS,
+	K_MSECS,
 	K_HOSTNAME,
 	K_DOMAINS,
 	K_LISTEN,
 	K_DELIVER,
+	K_SNI,
 };
 
 struct knob {
@@ -65,6 +67,29 @@ static const char *const role_names[] = {
 	[ROLE_SUBMISSION_ALT] = "submission-alt",
 };
 #define NROLES (sizeof role_names / sizeof role_names[0])
+
+static const char *const tls_names[] = {
+	[LISTEN_TLS_NONE] = "none",
+	[LISTEN_TLS_OPTIONAL] = "optional",
+	[LISTEN_TLS_REQUIRED] = "required",
+	[LISTEN_TLS_IMPLICIT] = "implicit",
+};
+static const char *const auth_names[] = {
+	[LISTEN_AUTH_NONE] = "none",
+	[LISTEN_AUTH_OPTIONAL] = "optional",
+	[LISTEN_AUTH_REQUIRED] = "required",
+};
+
+/* DESIGN.md, "The four ports": each role's TLS and AUTH by default. */
+static const struct {
+	enum listener_tls tls;
+	enum listener_auth auth;
+} role_policy[] = {
+	[ROLE_MX] = { LISTEN_TLS_OPTIONAL, LISTEN_AUTH_NONE },
+	[ROLE_SUBMISSION] = { LISTEN_TLS_REQUIRED, LISTEN_AUTH_REQUIRED },
+	[ROLE_SUBMISSIONS] = { LISTEN_TLS_IMPLICIT, LISTEN_AUTH_REQUIRED },
+	[ROLE_SUBMISSION_ALT] = { LISTEN_TLS_REQUIRED, LISTEN_AUTH_REQUIRED },
+};
 
 static const struct {
 	uint16_t port;
@@ -377,9 +402,11 @@ static int set_number(struct ctx *x, const char *tok)
 {
 	const struct knob *k = x->k;
 	const struct unit *u = k->kind == K_SIZE ? size_units
-			     : k->kind == K_SECS ? secs_units : plain_units;
+			     : k->kind == K_SECS ? secs_units
+			     : k->kind == K_MSECS ? ms_units : plain_units;
 	const char *what = k->kind == K_SIZE ? "a size (use a number with K, M or G)"
 			 : k->kind == K_SECS ? "a duration (use a number with s, m, h or d)"
+			 : k->kind == K_MSECS ? "a duration (use a number with ms, s, m, h or d)"
 			 : k->kind == K_AUTO ? "a number or 'auto'" : "a number";
 	uint64_t v = 0, lo = 0, hi = 0;
 	int r;
@@ -506,43 +533,112 @@ static int parse_addr_port(struct ctx *x, char *s, struct listener_conf *l)
 	return 0;
 }
 
+/* One of `names` (n entries) into *out, or -1 with a message listing them. */
+static int pick(struct ctx *x, const char *what, const char *tok, const char *const *names,
+		size_t n, unsigned *out)
+{
+	char list[96];
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(tok, names[i]) == 0) {
+			*out = (unsigned)i;
+			return 0;
+		}
+	list[0] = '\0';
+	for (i = 0; i < n && k < sizeof list; i++)
+		k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", names[i]);
+	return fail(x, "unknown %s " SHOWFMT " (one of: %s)", what, SHOW(tok), list);
+}
+
+/* "greet_pause DURATION": up to 30 s, ms precision. */
+static int listen_greet_pause(struct ctx *x, struct listener_conf *l)
+{
+	char *tok;
+	uint64_t ms;
+	int r;
+
+	if (need(x, &tok) < 0)
+		return -1;
+	r = parse_num(tok, ms_units, &ms);
+	if (r == NUM_BAD)
+		return fail(x, "greet_pause: " SHOWFMT " is not a duration (use a number with ms, s or m)",
+			    SHOW(tok));
+	if (r == NUM_BIG || ms > GREET_PAUSE_MAX_MS)
+		return fail(x, "greet_pause: " SHOWFMT " is out of range (0 to 30s)", SHOW(tok));
+	l->greet_pause_ms = (uint32_t)ms;
+	return 0;
+}
+
+/* The options after the role, each at most once; then the policy must make sense. */
+static int listen_options(struct ctx *x, struct listener_conf *l)
+{
+	enum { O_PAUSE = 1, O_TLS = 2, O_AUTH = 4, O_PLAIN = 8 };
+	unsigned seen = 0, opt, v;
+	char *tok;
+	int r;
+
+	while ((r = next(x, &tok)) > 0) {
+		if (strcmp(tok, "greet_pause") == 0)
+			opt = O_PAUSE;
+		else if (strcmp(tok, "tls") == 0)
+			opt = O_TLS;
+		else if (strcmp(tok, "auth") == 0)
+			opt = O_AUTH;
+		else if (strcmp(tok, "plaintext_auth") == 0)
+			opt = O_PLAIN;
+		else
+			return fail(x, "unknown option " SHOWFMT " (usage: listen %s)", SHOW(tok),
+				    x->k->syntax);
+		if (seen & opt)
+			return fail(x, "option " SHOWFMT " given twice", SHOW(tok));
+		seen |= opt;
+		if (opt == O_PAUSE) {
+			if (listen_greet_pause(x, l) < 0)
+				return -1;
+			continue;
+		}
+		if (need(x, &tok) < 0)
+			return -1;
+		if (opt == O_TLS) {
+			if (pick(x, "tls mode", tok, tls_names, 4, &v) < 0)
+				return -1;
+			l->tls = (enum listener_tls)v;
+		} else if (opt == O_AUTH) {
+			if (pick(x, "auth mode", tok, auth_names, 3, &v) < 0)
+				return -1;
+			l->auth = (enum listener_auth)v;
+		} else {
+			static const char *const loopback[] = { "loopback" };
+
+			if (pick(x, "plaintext_auth value", tok, loopback, 1, &v) < 0)
+				return -1;
+			l->plaintext_auth_loopback = true;
+		}
+	}
+	if (r < 0)
+		return -1;
+	/* DESIGN.md invariant: no AUTH over plaintext, except on loopback when asked. */
+	if (l->auth == LISTEN_AUTH_REQUIRED && l->tls == LISTEN_TLS_NONE && !l->plaintext_auth_loopback)
+		return fail(x, "auth required with tls none: no client could ever log in "
+			       "(use tls optional or required, or plaintext_auth loopback for a local-only port)");
+	return 0;
+}
+
 static int set_listen(struct ctx *x)
 {
 	struct conf *c = x->c;
 	struct listener_conf l = { .line = x->line };
-	char *tok, roles[80];
-	uint64_t ms;
-	size_t i, j, n = 0;
-	int r;
+	char *tok;
+	unsigned role;
 
-	if (need(x, &tok) < 0 || parse_addr_port(x, tok, &l) < 0 || need(x, &tok) < 0)
+	if (need(x, &tok) < 0 || parse_addr_port(x, tok, &l) < 0 || need(x, &tok) < 0 ||
+	    pick(x, "role", tok, role_names, NROLES, &role) < 0)
 		return -1;
-	for (i = 0; i < NROLES && strcmp(tok, role_names[i]) != 0; i++)
-		;
-	if (i == NROLES) {
-		for (j = 0; j < NROLES && n < sizeof roles; j++)
-			n += (size_t)snprintf(roles + n, sizeof roles - n, "%s%s",
-					      j ? ", " : "", role_names[j]);
-		return fail(x, "unknown role " SHOWFMT " (one of: %s)", SHOW(tok), roles);
-	}
-	l.role = (enum listener_role)i;
-	r = next(x, &tok);
-	if (r > 0) {
-		if (strcmp(tok, "greet_pause") != 0)
-			return fail(x, "unknown option " SHOWFMT " (usage: listen %s)", SHOW(tok),
-				    x->k->syntax);
-		if (need(x, &tok) < 0)
-			return -1;
-		r = parse_num(tok, ms_units, &ms);
-		if (r == NUM_BAD)
-			return fail(x, "greet_pause: " SHOWFMT " is not a duration (use a number with ms, s or m)",
-				    SHOW(tok));
-		if (r == NUM_BIG || ms > GREET_PAUSE_MAX_MS)
-			return fail(x, "greet_pause: " SHOWFMT " is out of range (0 to 30s)", SHOW(tok));
-		l.greet_pause_ms = (uint32_t)ms;
-		r = end(x);
-	}
-	if (r < 0)
+	l.role = (enum listener_role)role;
+	l.tls = role_policy[role].tls;
+	l.auth = role_policy[role].auth;
+	if (listen_options(x, &l) < 0)
 		return -1;
 	if (!c->listeners_set) {
 		c->nlisteners = 0;
@@ -578,6 +674,26 @@ static int set_deliver(struct ctx *x)
 	if (n >= sizeof c->maildir)
 		return fail(x, "template longer than %zu bytes", sizeof c->maildir - 1);
 	memcpy(c->maildir, tok, n + 1);
+	return 0;
+}
+
+/* "tls_sni CERT KEY": repeatable; the names come from the certificate. */
+static int set_sni(struct ctx *x)
+{
+	struct conf *c = x->c;
+	struct tls_sni_conf *t;
+	char *cert, *key;
+
+	if (need(x, &cert) < 0 || need(x, &key) < 0 || end(x) < 0)
+		return -1;
+	if (c->ntls_sni == CONF_MAX_SNI)
+		return fail(x, "more than %d certificates", CONF_MAX_SNI);
+	if (strlen(cert) >= sizeof t->cert || strlen(key) >= sizeof t->key)
+		return fail(x, "file name longer than %zu bytes", sizeof t->cert - 1);
+	t = &c->tls_sni[c->ntls_sni++];
+	memcpy(t->cert, cert, strlen(cert) + 1);
+	memcpy(t->key, key, strlen(key) + 1);
+	t->line = x->line;
 	return 0;
 }
 
@@ -659,6 +775,8 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 		return set_domains(x);
 	case K_LISTEN:
 		return set_listen(x);
+	case K_SNI:
+		return set_sni(x);
 	default:
 		break;
 	}
@@ -692,6 +810,8 @@ void conf_defaults(struct conf *c)
 		c->listeners[i] = (struct listener_conf){
 			.port = default_listeners[i].port,
 			.role = default_listeners[i].role,
+			.tls = role_policy[default_listeners[i].role].tls,
+			.auth = role_policy[default_listeners[i].role].auth,
 			.is_default = true,
 		};
 	c->nlisteners = i;
@@ -860,6 +980,16 @@ void conf_free(struct conf *c)
 const char *conf_role_name(enum listener_role r)
 {
 	return (size_t)r < NROLES ? role_names[r] : "unknown";
+}
+
+const char *conf_tls_name(enum listener_tls t)
+{
+	return (size_t)t < sizeof tls_names / sizeof tls_names[0] ? tls_names[t] : "unknown";
+}
+
+const char *conf_auth_name(enum listener_auth a)
+{
+	return (size_t)a < sizeof auth_names / sizeof auth_names[0] ? auth_names[a] : "unknown";
 }
 
 bool conf_is_local_domain(const struct conf *c, const char *domain)

@@ -50,6 +50,7 @@
 #define CONF_MAX_DOMAINS 64
 #define CONF_NAME_MAX 256
 #define CONF_PATH_MAX 1024
+#define CONF_MAX_SNI 16
 
 /* What a port is for (DESIGN.md, "The four ports"). */
 enum listener_role {
@@ -59,13 +60,38 @@ enum listener_role {
 	ROLE_SUBMISSION_ALT,	/* 2525: as 587 */
 };
 
+/* A listener's TLS policy (RFC 3207, RFC 8314). */
+enum listener_tls {
+	LISTEN_TLS_NONE = 0,	/* STARTTLS not offered */
+	LISTEN_TLS_OPTIONAL,	/* STARTTLS offered; plaintext mail accepted */
+	LISTEN_TLS_REQUIRED,	/* STARTTLS before MAIL and AUTH (530 5.7.0) */
+	LISTEN_TLS_IMPLICIT,	/* TLS from the first byte */
+};
+
+/* A listener's AUTH policy (RFC 4954). */
+enum listener_auth {
+	LISTEN_AUTH_NONE = 0,	/* not offered (502) */
+	LISTEN_AUTH_OPTIONAL,	/* offered inside TLS; mail for local domains without it */
+	LISTEN_AUTH_REQUIRED,	/* MAIL before AUTH gets 530 5.7.0 */
+};
+
 struct listener_conf {
 	char addr[64];		/* "" for all addresses (0.0.0.0 and ::) */
 	uint16_t port;
 	enum listener_role role;
+	enum listener_tls tls;	/* defaults from the role (DESIGN.md table) */
+	enum listener_auth auth;
+	bool plaintext_auth_loopback; /* AUTH without TLS from 127.0.0.0/8 and ::1 */
 	bool is_default;	/* from conf_defaults(): may be remapped */
 	uint32_t greet_pause_ms; /* wait before the banner; input before it is refused */
 	unsigned line;		/* line of its listen statement in source; 0 for a default */
+};
+
+/* An extra certificate, chosen when the client's SNI names one of its names. */
+struct tls_sni_conf {
+	char cert[CONF_PATH_MAX];
+	char key[CONF_PATH_MAX];
+	unsigned line;
 };
 
 struct conf {
@@ -101,8 +127,11 @@ struct conf {
 	unsigned auth_max_failures;	/* per address, in the window; then locked */
 	uint32_t auth_failure_window;	/* seconds */
 	uint32_t auth_lockout;		/* seconds */
+	uint32_t auth_failure_delay_ms;	/* tarpit step for repeated 535s */
 	char tls_cert[CONF_PATH_MAX];	/* "": self-signed in DATA_DIR/tls */
 	char tls_key[CONF_PATH_MAX];
+	struct tls_sni_conf tls_sni[CONF_MAX_SNI];
+	size_t ntls_sni;
 	char tls_min_version[8];	/* "1.2" or "1.3" */
 	char log_level[16];		/* debug, info, warn */
 };
@@ -116,6 +145,8 @@ int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen);
 void conf_free(struct conf *c);
 
 const char *conf_role_name(enum listener_role r);
+const char *conf_tls_name(enum listener_tls t);
+const char *conf_auth_name(enum listener_auth a);
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 
 /* Print every keyword with its default and documentation line. */

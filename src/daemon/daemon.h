@@ -6,7 +6,9 @@
  *	read: it takes the data directory lock, creates and recovers the
  *	spool, binds every listener once per worker (SO_REUSEPORT, so the
  *	kernel spreads connections), forks one worker per core and one queue
- *	process, and restarts any that dies. It parses no network input and
+ *	process, and restarts any that dies. SIGHUP reloads: a new generation
+ *	of workers on the same sockets with the new configuration, users and
+ *	certificates, while the old generation finishes its sessions. It parses no network input and
  *	keeps root (for reload, later) while every child drops to the
  *	unprivileged user (privdrop.c) before it touches a socket.
  *
@@ -35,6 +37,10 @@ struct listen_sock {
 
 struct daemon {
 	struct conf conf;
+	const char *conf_file;		/* -f, read again on SIGHUP; NULL: built-in defaults */
+	const char *data_override;	/* -d */
+	char user_asked[64];		/* `user` as configured, before any fallback */
+	unsigned generation;		/* reloads so far */
 	struct users users;
 	struct connlimit *connlimit;
 	struct authlimit *authlimit;
@@ -50,7 +56,9 @@ struct daemon {
 };
 
 int parent_run(struct daemon *d);
-_Noreturn void worker_main(struct daemon *d, unsigned index);
+/* slot: this worker's row in connlimit and its byte in queue ids and
+ * session ids, unique among the workers running at one time. */
+_Noreturn void worker_main(struct daemon *d, unsigned index, unsigned slot);
 _Noreturn void queue_main(struct daemon *d);
 /* In a child: enter data_dir (paths become relative to it), become the
  * unprivileged user, or exit. */

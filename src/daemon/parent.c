@@ -139,73 +139,140 @@ static void addr_name(char *out, size_t cap, int fam, const struct listener_conf
 	snprintf(out, cap, fam == AF_INET6 ? "[%s]:%u" : "%s:%u", a, lc->port);
 }
 
+/* Whether the parent already holds a socket on this address (a reload). */
+static bool held(const struct listen_sock *old, size_t nold, const char *name)
+{
+	for (size_t k = 0; k < nold; k++)
+		if (old[k].fd >= 0 && strcmp(old[k].name, name) == 0)
+			return true;
+	return false;
+}
+
 /* Pass 1: every address to listen on, each checked with a plain bind
  * (no SO_REUSEPORT) so that a port another program or another ternd holds
- * is an error at start, never a silent share. */
-static size_t plan_listeners(struct daemon *d, struct bind_addr **out)
+ * is an error at start, never a silent share. An address the parent holds
+ * already (old, on reload) is not probed: it is ours. -1 with err. */
+static ssize_t plan_listeners(const struct conf *c, const struct listen_sock *old, size_t nold,
+			      struct bind_addr **out, char *err, size_t errlen)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
-	struct bind_addr *v = NULL;
+	struct bind_addr *v = NULL, *nv;
 	size_t n = 0;
 
-	for (size_t i = 0; i < d->conf.nlisteners; i++) {
-		const struct listener_conf *lc = &d->conf.listeners[i];
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct listener_conf *lc = &c->listeners[i];
 		bool any = lc->addr[0] == '\0';
 
 		for (int f = 0; f < 2; f++) {
 			struct bind_addr b = { .lc = lc };
-			int err = 0, probe;
+			int e = 0, probe;
 
 			if (!any && (strchr(lc->addr, ':') != NULL) != (fams[f] == AF_INET6))
 				continue;
 			addr_name(b.name, sizeof b.name, fams[f], lc);
-			if ((b.len = fill_addr(&b.ss, fams[f], lc->addr, lc->port)) == 0)
-				fatal("event=start-failed error=\"bad listen address %s\"", b.name);
-			if ((probe = make_socket(&b.ss, b.len, false, &err)) < 0) {
-				if (any && fams[f] == AF_INET6 &&
-				    (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) {
-					log_event(LOG_WARN, "event=ipv6-unavailable port=%u", lc->port);
-					continue;
-				}
-				fatal("event=start-failed error=\"cannot listen on %s (%s): %s%s\"",
-				      b.name, conf_role_name(lc->role), strerror(err),
-				      err == EADDRINUSE ? "; another server holds the port (ss -ltnp)" :
-				      err == EACCES ? "; ports below 1024 need root" : "");
+			if ((b.len = fill_addr(&b.ss, fams[f], lc->addr, lc->port)) == 0) {
+				snprintf(err, errlen, "bad listen address %s", b.name);
+				goto fail;
 			}
-			close(probe);
-			if ((v = realloc(v, (n + 1) * sizeof *v)) == NULL)
-				fatal("event=out-of-memory");
+			if (!held(old, nold, b.name)) {
+				if ((probe = make_socket(&b.ss, b.len, false, &e)) < 0) {
+					if (any && fams[f] == AF_INET6 &&
+					    (e == EAFNOSUPPORT || e == EADDRNOTAVAIL)) {
+						log_event(LOG_WARN, "event=ipv6-unavailable port=%u", lc->port);
+						continue;
+					}
+					snprintf(err, errlen, "cannot listen on %s (%s): %s%s", b.name,
+						 conf_role_name(lc->role), strerror(e),
+						 e == EADDRINUSE ? "; another server holds the port (ss -ltnp)" :
+						 e == EACCES ? "; ports below 1024 need root" : "");
+					goto fail;
+				}
+				close(probe);
+			}
+			if ((nv = realloc(v, (n + 1) * sizeof *v)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			v = nv;
 			v[n++] = b;
 		}
 	}
-	if (n == 0)
-		fatal("event=start-failed error=\"no listener could be opened\"");
+	if (n == 0) {
+		snprintf(err, errlen, "no listener could be opened");
+		goto fail;
+	}
 	*out = v;
-	return n;
+	return (ssize_t)n;
+fail:
+	free(v);
+	return -1;
 }
 
-/* Pass 2: one socket per worker per address, all with SO_REUSEPORT, so
- * the kernel spreads connections over the workers. */
-static void bind_listeners(struct daemon *d)
+/*
+ * Pass 2: one socket per worker per address, all with SO_REUSEPORT, so
+ * the kernel spreads connections over the workers. On reload a socket the
+ * parent holds for the same worker and address is kept: connections
+ * waiting in its backlog are accepted by the new worker, none is dropped.
+ * Returns 0 with d->socks replaced (old ones not kept are closed), or -1
+ * with err and d->socks untouched.
+ */
+static int bind_listeners(struct daemon *d, char *err, size_t errlen)
 {
+	struct listen_sock *old = d->socks, *socks;
+	size_t nold = d->nsocks, i;
 	struct bind_addr *v;
-	size_t n = plan_listeners(d, &v);
+	ssize_t n = plan_listeners(&d->conf, old, old ? nold * d->nworkers : 0, &v, err, errlen);
 
-	d->nsocks = n;
-	if ((d->socks = calloc(d->nworkers * n, sizeof *d->socks)) == NULL)
-		fatal("event=out-of-memory");
+	if (n < 0)
+		return -1;
+	if ((socks = calloc(d->nworkers * (size_t)n, sizeof *socks)) == NULL) {
+		free(v);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < d->nworkers * (size_t)n; i++)
+		socks[i].fd = -1;
 	for (unsigned w = 0; w < d->nworkers; w++)
-		for (size_t k = 0; k < n; k++) {
-			struct listen_sock *ls = &d->socks[(size_t)w * n + k];
-			int err = 0;
+		for (ssize_t k = 0; k < n; k++) {
+			struct listen_sock *ls = &socks[(size_t)w * (size_t)n + (size_t)k];
+			int e = 0;
 
 			ls->lc = v[k].lc;
 			snprintf(ls->name, sizeof ls->name, "%s", v[k].name);
-			if ((ls->fd = make_socket(&v[k].ss, v[k].len, true, &err)) < 0)
-				fatal("event=start-failed error=\"cannot listen on %s: %s\"",
-				      v[k].name, strerror(err));
+			for (size_t j = 0; old != NULL && j < nold && ls->fd < 0; j++)
+				if (old[w * nold + j].fd >= 0 && strcmp(old[w * nold + j].name, ls->name) == 0)
+					ls->fd = old[w * nold + j].fd;
+			if (ls->fd < 0 && (ls->fd = make_socket(&v[k].ss, v[k].len, true, &e)) < 0) {
+				snprintf(err, errlen, "cannot listen on %s: %s", v[k].name, strerror(e));
+				goto fail;
+			}
 		}
 	free(v);
+	/* Success: close what the new set does not keep. */
+	for (i = 0; old != NULL && i < d->nworkers * nold; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < d->nworkers * (size_t)n && !kept; j++)
+			kept = socks[j].fd == old[i].fd;
+		if (!kept)
+			close(old[i].fd);
+	}
+	free(old);
+	d->socks = socks;
+	d->nsocks = (size_t)n;
+	return 0;
+fail:
+	for (i = 0; i < d->nworkers * (size_t)n; i++) {
+		bool borrowed = false;
+
+		for (size_t j = 0; old != NULL && j < d->nworkers * nold && !borrowed; j++)
+			borrowed = old[j].fd == socks[i].fd;
+		if (socks[i].fd >= 0 && !borrowed)
+			close(socks[i].fd);
+	}
+	free(socks);
+	free(v);
+	return -1;
 }
 
 static uint64_t mono_ms(void)
@@ -221,10 +288,26 @@ struct child {
 	pid_t pid;
 	uint64_t started_ms;
 	uint64_t restart_at_ms;	/* 0: not waiting for a restart */
+	bool replaced;		/* stopped by a reload: its exit is expected */
+};
+
+/* Workers of an earlier configuration, finishing their sessions. */
+struct drainer {
+	pid_t pid;
+	unsigned slot;
 };
 
 static struct child *children;
+static struct drainer *drainers;	/* nworkers at most: one generation */
+static size_t ndrainers;
 static sigset_t parent_sigs;
+
+/* The connlimit row and queue-id byte of worker idx in this generation:
+ * two generations run side by side while one drains, never on one row. */
+static unsigned worker_slot(const struct daemon *d, unsigned idx)
+{
+	return idx + (d->generation & 1) * d->nworkers;
+}
 
 static pid_t spawn(struct daemon *d, unsigned idx)
 {
@@ -241,12 +324,13 @@ static pid_t spawn(struct daemon *d, unsigned idx)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGHUP, SIG_IGN);
 		if (idx < d->nworkers)
-			worker_main(d, idx);
+			worker_main(d, idx, worker_slot(d, idx));
 		queue_main(d);
 	}
 	children[idx].pid = pid;
 	children[idx].started_ms = mono_ms();
 	children[idx].restart_at_ms = 0;
+	children[idx].replaced = false;
 	return pid;
 }
 
@@ -259,35 +343,58 @@ static const char *child_name(const struct daemon *d, unsigned idx, char *buf, s
 	return buf;
 }
 
+static void log_exit(const char *name, pid_t pid, int status, enum log_level lvl, const char *action)
+{
+	if (WIFSIGNALED(status))
+		log_event(lvl, "event=child-exit child=%s pid=%ld signal=%d%s", name, (long)pid,
+			  WTERMSIG(status), action);
+	else
+		log_event(lvl, "event=child-exit child=%s pid=%ld status=%d%s", name, (long)pid,
+			  WEXITSTATUS(status), action);
+}
+
+/* A draining worker ended: its connection counts go with it. */
+static bool reap_drainer(struct daemon *d, pid_t pid, int status)
+{
+	for (size_t k = 0; k < ndrainers; k++) {
+		if (drainers[k].pid != pid)
+			continue;
+		log_exit("worker/draining", pid, status, LOG_INFO, " reason=reload");
+		connlimit_reset_worker(d->connlimit, drainers[k].slot);
+		drainers[k] = drainers[--ndrainers];
+		return true;
+	}
+	return false;
+}
+
 /* Collect dead children; schedule their restart (at once, or after a
- * pause if they died right after starting, so a crash loop cannot spin). */
+ * pause if they died right after starting, so a crash loop cannot spin;
+ * at once and quietly for a queue process a reload stopped). */
 static void reap(struct daemon *d, bool stopping)
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (reap_drainer(d, pid, status))
+			continue;
 		for (unsigned i = 0; i <= d->nworkers; i++) {
 			char name[32];
+			bool expected = stopping || children[i].replaced;
 
 			if (children[i].pid != pid)
 				continue;
 			children[i].pid = 0;
-			if (WIFSIGNALED(status))
-				log_event(stopping ? LOG_INFO : LOG_ERROR,
-					  "event=child-exit child=%s pid=%ld signal=%d%s",
-					  child_name(d, i, name, sizeof name), (long)pid,
-					  WTERMSIG(status), stopping ? "" : " action=restart");
-			else
-				log_event(stopping ? LOG_INFO : LOG_ERROR,
-					  "event=child-exit child=%s pid=%ld status=%d%s",
-					  child_name(d, i, name, sizeof name), (long)pid,
-					  WEXITSTATUS(status), stopping ? "" : " action=restart");
+			log_exit(child_name(d, i, name, sizeof name), pid, status,
+				 expected ? LOG_INFO : LOG_ERROR,
+				 stopping ? "" : children[i].replaced ? " action=restart reason=reload"
+								      : " action=restart");
 			if (i < d->nworkers)
-				connlimit_reset_worker(d->connlimit, i);
+				connlimit_reset_worker(d->connlimit, worker_slot(d, i));
 			if (!stopping) {
-				bool quick = mono_ms() - children[i].started_ms < RESTART_BACKOFF_MS;
-				children[i].restart_at_ms = mono_ms() + (quick ? RESTART_BACKOFF_MS : 0);
+				bool quick = !children[i].replaced &&
+					     mono_ms() - children[i].started_ms < RESTART_BACKOFF_MS;
+				children[i].restart_at_ms = mono_ms() + (quick ? RESTART_BACKOFF_MS : 1);
 			}
 		}
 	}
@@ -303,32 +410,126 @@ static void restart_due(struct daemon *d)
 
 static int live_children(const struct daemon *d)
 {
-	int n = 0;
+	int n = (int)ndrainers;
 
 	for (unsigned i = 0; i <= d->nworkers; i++)
 		n += children[i].pid > 0;
 	return n;
 }
 
-static void stop_all(struct daemon *d)
+/* SIGTERM to the drainers (and, when all, to every child), then wait up to
+ * STOP_WAIT_MS; SIGKILL what is left. */
+static void stop_children(struct daemon *d, bool all)
 {
 	uint64_t deadline = mono_ms() + STOP_WAIT_MS;
 
-	for (unsigned i = 0; i <= d->nworkers; i++)
+	for (size_t k = 0; k < ndrainers; k++)
+		kill(drainers[k].pid, SIGTERM);
+	for (unsigned i = 0; all && i <= d->nworkers; i++)
 		if (children[i].pid > 0)
 			kill(children[i].pid, SIGTERM);
-	while (live_children(d) > 0 && mono_ms() < deadline) {
+	while ((all ? live_children(d) > 0 : ndrainers > 0) && mono_ms() < deadline) {
 		struct timespec ts = { 0, 100 * 1000000 };
 
 		sigtimedwait(&parent_sigs, NULL, &ts);
-		reap(d, true);
+		reap(d, all);
 	}
-	for (unsigned i = 0; i <= d->nworkers; i++)
+	for (size_t k = 0; k < ndrainers; k++) {
+		log_event(LOG_WARN, "event=child-kill pid=%ld", (long)drainers[k].pid);
+		kill(drainers[k].pid, SIGKILL);
+	}
+	for (unsigned i = 0; all && i <= d->nworkers; i++)
 		if (children[i].pid > 0) {
 			log_event(LOG_WARN, "event=child-kill pid=%ld", (long)children[i].pid);
 			kill(children[i].pid, SIGKILL);
 		}
-	reap(d, true);
+	while (ndrainers > 0 && waitpid(drainers[0].pid, NULL, 0) >= 0)
+		reap_drainer(d, drainers[0].pid, 0);
+	reap(d, all);
+}
+
+/* The configuration a reload would switch to: -1 with err when it is bad. */
+static int load_new(const struct daemon *d, struct conf *nc, struct users *nu, SSL_CTX **nt,
+		    char *err, size_t errlen)
+{
+	conf_defaults(nc);
+	if (d->conf_file != NULL && conf_load_file(nc, d->conf_file, err, errlen) < 0)
+		return -1;
+	if (d->data_override != NULL)
+		snprintf(nc->data_dir, sizeof nc->data_dir, "%s", d->data_override);
+	if (conf_finish(nc, geteuid() == 0, err, errlen) < 0)
+		return -1;
+	/* The spool and the account the children run as stay until a restart. */
+	if (strcmp(nc->data_dir, d->conf.data_dir) != 0 || strcmp(nc->user, d->user_asked) != 0)
+		log_event(LOG_WARN, "event=reload-ignored what=\"data_dir and user\" "
+			  "hint=\"restart ternd to change them\"");
+	memcpy(nc->data_dir, d->conf.data_dir, sizeof nc->data_dir);
+	memcpy(nc->user, d->conf.user, sizeof nc->user);
+	memset(nu, 0, sizeof *nu);
+	if (nc->users_file[0] != '\0' && users_load(nu, nc->users_file, err, errlen) < 0)
+		return -1;
+	if ((*nt = tls_server_ctx(nc, d->tls, err, errlen)) == NULL) {
+		users_free(nu);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * SIGHUP: read the configuration, users and certificates again; if all of
+ * it is good, start a new generation of workers with it on the same
+ * sockets, and let the old workers finish their sessions (SIGUSR1: they
+ * stop accepting, serve what they have, and exit when idle). The queue
+ * process is stopped and started again (two would deliver twice). A bad
+ * file changes nothing: the old configuration keeps running, and the log
+ * says why.
+ */
+static void reload(struct daemon *d)
+{
+	static struct conf nc, oc;
+	char err[CONF_PATH_MAX + 256];
+	struct users nu;
+	SSL_CTX *nt;
+
+	log_event(LOG_INFO, "event=reload-start config=\"%s\"", d->conf_file ? d->conf_file : "(built-in defaults)");
+	if (load_new(d, &nc, &nu, &nt, err, sizeof err) < 0) {
+		log_event(LOG_ERROR, "event=reload-failed error=\"%s\" action=\"kept the running configuration\"", err);
+		return;
+	}
+	/* One generation drains at a time (connlimit rows, queue-id bytes). */
+	if (ndrainers > 0) {
+		log_event(LOG_WARN, "event=reload-cut-drain workers=%zu reason=\"a newer reload\"", ndrainers);
+		stop_children(d, false);
+	}
+	oc = d->conf;
+	d->conf = nc;
+	if (bind_listeners(d, err, sizeof err) < 0) {
+		d->conf = oc;
+		users_free(&nu);
+		tls_server_free(nt);
+		log_event(LOG_ERROR, "event=reload-failed error=\"%s\" action=\"kept the running configuration\"", err);
+		return;
+	}
+	users_free(&d->users);
+	d->users = nu;
+	tls_server_free(d->tls);
+	d->tls = nt;
+	d->generation++;
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		if (children[i].pid > 0) {
+			drainers[ndrainers++] = (struct drainer){ children[i].pid,
+								  i + ((d->generation - 1) & 1) * d->nworkers };
+			kill(children[i].pid, SIGUSR1);
+		}
+		children[i].pid = 0;
+		spawn(d, i);
+	}
+	if (children[d->nworkers].pid > 0) {
+		children[d->nworkers].replaced = true;
+		kill(children[d->nworkers].pid, SIGTERM);
+	}
+	log_event(LOG_INFO, "event=reload generation=%u workers=%u listeners=%zu draining=%zu config=\"%s\"",
+		  d->generation, d->nworkers, d->nsocks, ndrainers, d->conf.source);
 }
 
 static void print_ready(const struct daemon *d)
@@ -343,10 +544,9 @@ static void print_ready(const struct daemon *d)
 
 		if (lc->role == ROLE_MX && mx == NULL)
 			mx = lc;
-		printf("  %-15s %-22s %s\n", conf_role_name(lc->role), d->socks[k].name,
-		       lc->role == ROLE_SUBMISSIONS ? "(implicit TLS; AUTH not yet available)" :
-		       lc->role == ROLE_MX ? "(mail for local domains; STARTTLS offered)" :
-		       "(STARTTLS required; AUTH not yet available)");
+		printf("  %-15s %-22s tls %s, auth %s%s\n", conf_role_name(lc->role), d->socks[k].name,
+		       conf_tls_name(lc->tls), conf_auth_name(lc->auth),
+		       lc->plaintext_auth_loopback ? " (plaintext AUTH from loopback)" : "");
 	}
 	printf("  local domains:");
 	for (size_t i = 0; i < c->ndomains; i++)
@@ -380,6 +580,7 @@ int parent_run(struct daemon *d)
 	if (spool_make_dirs(d->conf.data_dir, err, sizeof err) < 0)
 		fatal("event=start-failed error=\"%s\"", err);
 	lockfd = lock_data_dir(&d->conf);
+	snprintf(d->user_asked, sizeof d->user_asked, "%s", d->conf.user);
 	resolve_user(d);
 	own_data_dir(d);
 	if (spool_recover(d->conf.data_dir) < 0)
@@ -387,13 +588,15 @@ int parent_run(struct daemon *d)
 	if (d->conf.users_file[0] != '\0' &&
 	    users_load(&d->users, d->conf.users_file, err, sizeof err) < 0)
 		fatal("event=start-failed error=\"%s\"", err);
-	if ((d->tls = tls_server_ctx(&d->conf, err, sizeof err)) == NULL)
+	if ((d->tls = tls_server_ctx(&d->conf, NULL, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->authlimit = authlimit_create()) == NULL)
 		fatal("event=start-failed error=\"cannot map shared memory\"");
-	if ((d->connlimit = connlimit_create(d->nworkers)) == NULL)
+	/* Two rows per worker: a draining generation and the new one. */
+	if ((d->connlimit = connlimit_create(2 * d->nworkers)) == NULL)
 		fatal("event=start-failed error=\"cannot map shared memory\"");
-	bind_listeners(d);
+	if (bind_listeners(d, err, sizeof err) < 0)
+		fatal("event=start-failed error=\"%s\"", err);
 
 	/* Block the signals the parent waits for before any child exists. */
 	sigemptyset(&parent_sigs);
@@ -404,7 +607,8 @@ int parent_run(struct daemon *d)
 	sigprocmask(SIG_BLOCK, &parent_sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((children = calloc(d->nworkers + 1, sizeof *children)) == NULL)
+	if ((children = calloc(d->nworkers + 1, sizeof *children)) == NULL ||
+	    (drainers = calloc(d->nworkers, sizeof *drainers)) == NULL)
 		fatal("event=out-of-memory");
 	for (unsigned i = 0; i <= d->nworkers; i++)
 		if (spawn(d, i) < 0)
@@ -420,13 +624,13 @@ int parent_run(struct daemon *d)
 
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_event(LOG_INFO, "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
-			stop_all(d);
+			stop_children(d, true);
 			log_event(LOG_INFO, "event=stopped");
 			close(lockfd);
 			return 0;
 		}
 		if (sig == SIGHUP)
-			log_event(LOG_WARN, "event=reload-unsupported hint=\"restart ternd to apply a new configuration\"");
+			reload(d);
 		reap(d, false);
 		restart_due(d);
 	}

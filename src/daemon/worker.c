@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "../lib/log.h"
+#include "../lib/tls.h"
 #include "../smtp/session.h"
 #include "../spool/sched.h"
 #include "daemon.h"
@@ -21,7 +22,7 @@ struct listen_handle {
 static struct worker the_worker;
 static struct listen_handle *handles;
 static size_t nhandles;
-static uv_signal_t sig_term, sig_int;
+static uv_signal_t sig_term, sig_int, sig_drain;
 static uv_timer_t grace;
 
 static void on_connection(uv_stream_t *server, int status)
@@ -63,6 +64,22 @@ static void on_stop_signal(uv_signal_t *s, int sig)
 		uv_stop(s->loop);
 }
 
+/* SIGUSR1 (a reload): stop accepting and leave when the last session
+ * ends; the sessions themselves go on untouched. The sockets stay open in
+ * the parent and the new worker, which accepts what waits in them. */
+static void on_drain_signal(uv_signal_t *s, int sig)
+{
+	(void)sig;
+	log_event(LOG_INFO, "event=worker-drain sessions=%u", the_worker.nsessions);
+	the_worker.draining = true;
+	for (size_t i = 0; i < nhandles; i++)
+		uv_close((uv_handle_t *)&handles[i].tcp, NULL);
+	nhandles = 0;
+	uv_signal_stop(&sig_drain);
+	if (the_worker.nsessions == 0)
+		uv_stop(s->loop);
+}
+
 static void setup_loop(uv_loop_t *loop)
 {
 	/* fsyncs run on the thread pool: enough threads that the disk sees
@@ -71,10 +88,11 @@ static void setup_loop(uv_loop_t *loop)
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(loop, &sig_term);
 	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_drain);
 	uv_timer_init(loop, &grace);
 }
 
-void worker_main(struct daemon *d, unsigned index)
+void worker_main(struct daemon *d, unsigned index, unsigned slot)
 {
 	uv_loop_t *loop = uv_default_loop();
 	struct listen_sock *mine = d->socks + (size_t)index * d->nsocks;
@@ -88,9 +106,9 @@ void worker_main(struct daemon *d, unsigned index)
 	the_worker.connlimit = d->connlimit;
 	the_worker.authlimit = d->authlimit;
 	the_worker.tls = d->tls;
-	the_worker.index = index;
+	the_worker.index = slot;
 	the_worker.on_idle = on_idle;
-	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, index) < 0)
+	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, slot) < 0)
 		fatal("event=spool-init-failed dir=%s", d->conf.data_dir);
 	handles = calloc(d->nsocks, sizeof *handles);
 	if (handles == NULL)
@@ -110,7 +128,9 @@ void worker_main(struct daemon *d, unsigned index)
 	}
 	uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_stop_signal, SIGINT);
-	log_event(LOG_INFO, "event=worker-start pid=%ld uid=%ld sockets=%zu", (long)getpid(), (long)getuid(), nhandles);
+	uv_signal_start(&sig_drain, on_drain_signal, SIGUSR1);
+	log_event(LOG_INFO, "event=worker-start pid=%ld uid=%ld sockets=%zu generation=%u", (long)getpid(),
+		  (long)getuid(), nhandles, d->generation);
 	uv_run(loop, UV_RUN_DEFAULT);
 	log_event(LOG_INFO, "event=worker-stop sessions_left=%u", the_worker.nsessions);
 	_exit(0);
@@ -142,7 +162,7 @@ void queue_main(struct daemon *d)
 	log_init("queue", -1, LOG_INFO);
 	privdrop(d, "queue");
 	setup_loop(loop);
-	SSL_CTX_free(d->tls); /* the queue process speaks no TLS (yet) */
+	tls_server_free(d->tls); /* the queue process speaks no TLS (yet) */
 	d->tls = NULL;
 	for (unsigned i = 0; i < d->nworkers; i++)
 		for (size_t k = 0; k < d->nsocks; k++)

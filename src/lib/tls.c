@@ -9,7 +9,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,30 +143,12 @@ void tls_fingerprint(SSL_CTX *ctx, char *out, size_t cap)
 		o += (size_t)snprintf(out + o, cap - o, i ? ":%02X" : "%02X", md[i]);
 }
 
-SSL_CTX *tls_server_ctx(const struct conf *c, char *err, size_t errlen)
+/* One context: the policy of tls.h with this certificate chain and key. */
+static SSL_CTX *load_ctx(const struct conf *c, const char *cert, const char *key,
+			 char *err, size_t errlen)
 {
-	char dir[CONF_PATH_MAX + 8], cert[CONF_PATH_MAX + 32], key[CONF_PATH_MAX + 32];
-	char fp[128];
-	SSL_CTX *ctx = NULL;
-	bool made = false;
+	SSL_CTX *ctx;
 
-	if (c->tls_cert[0] != '\0') {
-		snprintf(cert, sizeof cert, "%s", c->tls_cert);
-		snprintf(key, sizeof key, "%s", c->tls_key);
-	} else {
-		snprintf(dir, sizeof dir, "%s/tls", c->data_dir);
-		snprintf(cert, sizeof cert, "%s/cert.pem", dir);
-		snprintf(key, sizeof key, "%s/key.pem", dir);
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
-			return NULL;
-		}
-		if (access(cert, F_OK) != 0 || access(key, F_OK) != 0) {
-			if (make_selfsigned(c->hostname, cert, key, err, errlen) < 0)
-				return NULL;
-			made = true;
-		}
-	}
 	if (key_private(key, err, errlen) < 0)
 		return NULL;
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -186,6 +170,205 @@ SSL_CTX *tls_server_ctx(const struct conf *c, char *err, size_t errlen)
 		fail(err, errlen, "cannot load key (or it does not match the certificate)", key);
 		goto bad;
 	}
+	return ctx;
+bad:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* The extra certificates, found by the name the client asks for (RFC 6066 3). */
+struct sni_entry {
+	char name[CONF_NAME_MAX];	/* lower case; "*.example.com" matches one label */
+	SSL_CTX *ctx;
+};
+
+struct sni_table {
+	SSL_CTX *ctx[CONF_MAX_SNI];
+	size_t nctx;
+	struct sni_entry *v;
+	size_t n, cap;
+};
+
+static int sni_add(struct sni_table *t, const char *name, size_t len, SSL_CTX *ctx)
+{
+	struct sni_entry *e;
+
+	if (len == 0 || len >= CONF_NAME_MAX || memchr(name, '\0', len) != NULL)
+		return 0; /* not a name anyone can ask for */
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		struct sni_entry *v = realloc(t->v, cap * sizeof *v);
+
+		if (v == NULL)
+			return -1;
+		t->v = v;
+		t->cap = cap;
+	}
+	e = &t->v[t->n++];
+	for (size_t i = 0; i < len; i++)
+		e->name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	e->name[len] = '\0';
+	e->ctx = ctx;
+	return 0;
+}
+
+/* The names a certificate is for: its DNS subjectAltNames (RFC 6125 6.4.4:
+ * the CN only when there are none). */
+static int sni_names(struct sni_table *t, SSL_CTX *ctx)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	size_t before = t->n;
+	int r = 0;
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && r == 0; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+
+		if (g->type == GEN_DNS)
+			r = sni_add(t, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+				    (size_t)ASN1_STRING_length(g->d.dNSName), ctx);
+	}
+	GENERAL_NAMES_free(sans);
+	if (r == 0 && t->n == before) {
+		char cn[CONF_NAME_MAX];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+						  sizeof cn);
+
+		if (n > 0)
+			r = sni_add(t, cn, (size_t)n, ctx);
+	}
+	return r;
+}
+
+static bool name_matches(const char *pattern, const char *name)
+{
+	const char *dot;
+
+	if (strcasecmp(pattern, name) == 0)
+		return true;
+	/* "*.example.com" stands for exactly one more label. */
+	if (pattern[0] != '*' || pattern[1] != '.' || (dot = strchr(name, '.')) == NULL || dot == name)
+		return false;
+	return strcasecmp(pattern + 1, dot) == 0;
+}
+
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	const struct sni_table *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (size_t i = 0; i < t->n; i++)
+		if (name_matches(t->v[i].name, name)) {
+			SSL_set_SSL_CTX(ssl, t->v[i].ctx);
+			return SSL_TLSEXT_ERR_OK;
+		}
+	/* Unknown name: the default certificate, as every MTA does. */
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int sni_index = -1;
+
+static void sni_free(struct sni_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nctx; i++)
+		SSL_CTX_free(t->ctx[i]);
+	free(t->v);
+	free(t);
+}
+
+void tls_server_free(SSL_CTX *ctx)
+{
+	if (ctx == NULL)
+		return;
+	if (sni_index >= 0)
+		sni_free(SSL_CTX_get_ex_data(ctx, sni_index));
+	SSL_CTX_free(ctx);
+}
+
+static int load_sni(const struct conf *c, SSL_CTX *ctx, char *err, size_t errlen)
+{
+	struct sni_table *t;
+	char fp[128];
+	size_t i;
+
+	if (c->ntls_sni == 0)
+		return 0;
+	if (sni_index < 0)
+		sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (sni_index < 0 || (t = calloc(1, sizeof *t)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < c->ntls_sni; i++) {
+		const struct tls_sni_conf *sc = &c->tls_sni[i];
+		size_t before = t->n;
+
+		if ((t->ctx[t->nctx] = load_ctx(c, sc->cert, sc->key, err, errlen)) == NULL)
+			goto bad;
+		t->nctx++;
+		if (sni_names(t, t->ctx[t->nctx - 1]) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto bad;
+		}
+		if (t->n == before) {
+			snprintf(err, errlen, "%s: the certificate names no host (no DNS subjectAltName or CN)",
+				 sc->cert);
+			goto bad;
+		}
+		tls_fingerprint(t->ctx[t->nctx - 1], fp, sizeof fp);
+		for (size_t k = before; k < t->n; k++)
+			log_event(LOG_INFO, "event=tls-sni-cert name=%s cert=%s fingerprint=%s",
+				  t->v[k].name, sc->cert, fp);
+	}
+	SSL_CTX_set_ex_data(ctx, sni_index, t);
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, t);
+	return 0;
+bad:
+	sni_free(t);
+	return -1;
+}
+
+SSL_CTX *tls_server_ctx(const struct conf *c, SSL_CTX *old, char *err, size_t errlen)
+{
+	char dir[CONF_PATH_MAX + 8], cert[CONF_PATH_MAX + 32], key[CONF_PATH_MAX + 32];
+	unsigned char tickets[80];
+	char fp[128];
+	SSL_CTX *ctx = NULL;
+	bool made = false;
+
+	if (c->tls_cert[0] != '\0') {
+		snprintf(cert, sizeof cert, "%s", c->tls_cert);
+		snprintf(key, sizeof key, "%s", c->tls_key);
+	} else {
+		snprintf(dir, sizeof dir, "%s/tls", c->data_dir);
+		snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+		snprintf(key, sizeof key, "%s/key.pem", dir);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+			return NULL;
+		}
+		if (access(cert, F_OK) != 0 || access(key, F_OK) != 0) {
+			if (make_selfsigned(c->hostname, cert, key, err, errlen) < 0)
+				return NULL;
+			made = true;
+		}
+	}
+	if ((ctx = load_ctx(c, cert, key, err, errlen)) == NULL)
+		return NULL;
+	if (load_sni(c, ctx, err, errlen) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* A reload keeps the ticket keys: clients resume across it. */
+	if (old != NULL && SSL_CTX_get_tlsext_ticket_keys(old, tickets, sizeof tickets) == 1)
+		SSL_CTX_set_tlsext_ticket_keys(ctx, tickets, sizeof tickets);
+	OPENSSL_cleanse(tickets, sizeof tickets);
 	tls_fingerprint(ctx, fp, sizeof fp);
 	log_event(LOG_INFO, "event=%s cert=%s fingerprint=%s min_version=%s",
 		  made ? "tls-selfsigned" : "tls-cert", cert, fp, c->tls_min_version);
@@ -193,7 +376,4 @@ SSL_CTX *tls_server_ctx(const struct conf *c, char *err, size_t errlen)
 		log_event(LOG_INFO, "event=tls-cert cert=%s fingerprint=%s min_version=%s", cert,
 			  fp, c->tls_min_version);
 	return ctx;
-bad:
-	SSL_CTX_free(ctx);
-	return NULL;
 }

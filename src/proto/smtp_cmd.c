@@ -292,6 +292,33 @@ bool smtp_xtext_valid(struct slice s)
 	return true;
 }
 
+static uint8_t hexval(uint8_t h)
+{
+	return (uint8_t)(is_digit(h) ? h - '0' : h - 'A' + 10);
+}
+
+ssize_t smtp_xtext_decode(struct slice s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (!smtp_xtext_valid(s))
+		return -1;
+	for (size_t i = 0; i < s.len; i++) {
+		uint8_t ch = s.p[i];
+
+		if (ch == '+') {
+			ch = (uint8_t)(hexval(s.p[i + 1]) << 4 | hexval(s.p[i + 2]));
+			i += 2;
+		}
+		/* A NUL would cut the C string short: never a valid address. */
+		if (ch == '\0' || n + 1 >= cap)
+			return -1;
+		out[n++] = (char)ch;
+	}
+	out[n] = '\0';
+	return (ssize_t)n;
+}
+
 /* Copy a checked value into a NUL-terminated field of size cap. */
 static void copy_value(char *dst, size_t cap, struct slice v)
 {

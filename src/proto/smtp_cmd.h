@@ -65,6 +65,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/buf.h"
 #include "addr.h"
@@ -159,5 +160,8 @@ int smtp_parse_bdat(struct slice arg, uint64_t *size, bool *last,
 
 /* RFC 3461 4: true if s is valid xtext. */
 bool smtp_xtext_valid(struct slice s);
+/* Valid xtext decoded ("+2B" -> '+') NUL-terminated into out: its length,
+ * or -1 when s is not xtext, decodes to a NUL, or does not fit in cap. */
+ssize_t smtp_xtext_decode(struct slice s, char *out, size_t cap);
 
 #endif

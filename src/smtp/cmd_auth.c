@@ -37,6 +37,8 @@ static const struct smtp_reply r_temp = {
 	454, "4.7.0", "Temporary authentication failure: try again later"
 };
 
+#define AUTH_DELAY_STEPS 5
+
 /* A password check in flight: owns copies of the credentials. */
 struct auth_job {
 	uv_work_t work;
@@ -51,7 +53,7 @@ struct auth_job {
 
 bool auth_offered(const struct session *s)
 {
-	return session_is_submission(s) && session_tls(s) && s->w->users->loaded &&
+	return s->lc->auth != LISTEN_AUTH_NONE && session_auth_secure(s) && s->w->users->loaded &&
 	       s->auth_user[0] == '\0';
 }
 
@@ -84,21 +86,36 @@ static void failed(struct session *s, const char *user)
 	const struct conf *cf = s->w->conf;
 	struct authlimit_conf c = { cf->auth_max_failures, cf->auth_failure_window, cf->auth_lockout };
 	struct authlimit_result r = authlimit_fail(s->w->authlimit, &s->peer, user, &c, now_s());
+	unsigned n = r.addr_failures > r.user_failures ? r.addr_failures : r.user_failures;
+	uint32_t delay_ms;
 
 	if (r.locked || r.user_failures >= s->w->conf->auth_max_failures || r.untracked)
 		log_event(LOG_WARN, "event=auth-limit session=%s client=%s address_failures=%u "
 			  "account_failures=%u locked=%s%s", s->id, s->client_ip, r.addr_failures,
 			  r.user_failures, r.locked ? "yes" : "no", r.untracked ? " untracked=yes" : "");
-	session_reply(s, &r_bad);
 	if (r.locked) {
+		session_reply(s, &r_bad);
 		session_reply(s, &r_locked);
 		session_close(s, "auth-locked");
 		return;
 	}
 	if (++s->errors >= s->w->conf->max_errors) {
+		session_reply(s, &r_bad);
 		session_replyf(s, 421, "4.7.0", "Too many errors in this session, closing connection");
 		session_close(s, "too-many-errors");
+		return;
 	}
+	/* Each further failure in the window waits longer for its 535 (one
+	 * auth_failure_delay more each time, at most AUTH_DELAY_STEPS of them):
+	 * guessing slows down well before the lockout. */
+	delay_ms = n > 1 ? (n - 1 < AUTH_DELAY_STEPS ? n - 1 : AUTH_DELAY_STEPS) * cf->auth_failure_delay_ms : 0;
+	if (delay_ms == 0) {
+		session_reply(s, &r_bad);
+		return;
+	}
+	log_event(LOG_INFO, "event=auth-delay session=%s client=%s failures=%u delay_ms=%u",
+		  s->id, s->client_ip, n, delay_ms);
+	session_reply_later(s, &r_bad, delay_ms);
 }
 
 /* Thread pool: crypt(3) is slow by design, never on the loop. */
@@ -233,11 +250,11 @@ void cmd_auth(struct session *s, const struct smtp_cmd *c)
 	struct slice ir = sp ? (struct slice){ sp + 1, c->arg.len - mech.len - 1 } : (struct slice){ NULL, 0 };
 
 	/* The payload is a credential: never logged, never echoed. */
-	if (!session_is_submission(s)) {
+	if (s->lc->auth == LISTEN_AUTH_NONE) {
 		session_error(s, &r_not_here);
 		return;
 	}
-	if (!session_tls(s)) {
+	if (!session_auth_secure(s)) {
 		session_error(s, &r_needs_tls);
 		return;
 	}

@@ -99,6 +99,8 @@ static void envelope(struct session *s, struct buf *b)
 	if (t->mp.smtputf8)
 		qfile_put(b, QR_SMTPUTF8, "", 0);
 	qfile_put(b, QR_CLIENT, s->client_ip, strlen(s->client_ip));
+	if (t->submitter[0] != '\0')
+		qfile_put(b, QR_AUTH, t->submitter, strlen(t->submitter));
 }
 
 /* Open the spool file with envelope and trace header; 452 on failure. */

@@ -67,8 +67,8 @@ void cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 	snprintf(line, sizeof line, "250-SIZE %llu\r\n", (unsigned long long)cf->max_message_size);
 	session_send_raw(s, line);
 	/* RFC 3207: STARTTLS only before TLS; AUTH only inside TLS and only
-	 * on submission ports (DESIGN.md invariant 5). */
-	if (s->w->tls != NULL && s->ssl == NULL)
+	 * where the listener takes it (DESIGN.md invariant 5). */
+	if (s->w->tls != NULL && s->ssl == NULL && s->lc->tls != LISTEN_TLS_NONE)
 		session_send_raw(s, "250-STARTTLS\r\n");
 	if (auth_offered(s))
 		session_send_raw(s, "250-AUTH PLAIN LOGIN\r\n");

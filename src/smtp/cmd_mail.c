@@ -8,7 +8,7 @@
 
 static const struct smtp_reply r_nested = { 503, "5.5.1", "Nested MAIL command: send RSET first" };
 static const struct smtp_reply r_tls_required = {
-	530, "5.7.0", "Must issue a STARTTLS command first: this submission port needs TLS, then AUTH"
+	530, "5.7.0", "Must issue a STARTTLS command first: this port needs TLS before mail"
 };
 static const struct smtp_reply r_auth_required = {
 	530, "5.7.0", "Authentication required: this is a submission port; log in first"
@@ -38,6 +38,42 @@ static bool owns(const struct session *s, const struct mailbox *from)
 	       conf_is_local_domain(s->w->conf, from->domain);
 }
 
+/*
+ * RFC 4954 5: AUTH= names the message's original submitter. It is believed
+ * only from an authenticated client and only for an address that client
+ * owns; anything else counts as AUTH=<> (submitter unknown). Without the
+ * parameter an authenticated client is itself the submitter. An
+ * unauthenticated client's AUTH= is ignored, as the RFC requires.
+ */
+static void set_submitter(struct session *s, struct transaction *t)
+{
+	char decoded[SMTP_AUTHPARAM_MAX + 3];
+	struct mailbox mb;
+	size_t used;
+	ssize_t n;
+
+	t->submitter[0] = '\0';
+	if (s->auth_user[0] == '\0')
+		return;
+	if (t->mp.auth[0] == '\0') {
+		addr_format(&t->from, t->submitter, sizeof t->submitter);
+		return;
+	}
+	memcpy(t->submitter, "<>", 3);
+	if (strcmp(t->mp.auth, "<>") == 0)
+		return;
+	decoded[0] = '<';
+	n = smtp_xtext_decode((struct slice){ (const uint8_t *)t->mp.auth, strlen(t->mp.auth) },
+			      decoded + 1, sizeof decoded - 2);
+	if (n <= 0)
+		return;
+	decoded[n + 1] = '>';
+	if (addr_parse_path((const uint8_t *)decoded, (size_t)n + 2,
+			    t->mp.smtputf8 ? ADDR_UTF8_OK : 0, &mb, &used) == ADDR_OK &&
+	    used == (size_t)n + 2 && owns(s, &mb))
+		addr_format(&mb, t->submitter, sizeof t->submitter);
+}
+
 void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
 	const struct smtp_reply *rep;
@@ -50,8 +86,12 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	/* DESIGN.md, the four ports: submission needs TLS, then AUTH, before MAIL. */
-	if (session_is_submission(s) && s->auth_user[0] == '\0') {
-		session_error(s, session_tls(s) ? &r_auth_required : &r_tls_required);
+	if (s->lc->tls == LISTEN_TLS_REQUIRED && !session_tls(s)) {
+		session_error(s, &r_tls_required);
+		return;
+	}
+	if (s->lc->auth == LISTEN_AUTH_REQUIRED && s->auth_user[0] == '\0') {
+		session_error(s, &r_auth_required);
 		return;
 	}
 	if (smtp_parse_mail(c->arg, SMTP_PARAM_SMTPUTF8 | SMTP_PARAM_DSN, &t->from, &t->mp, &rep) < 0) {
@@ -68,14 +108,17 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 			       (unsigned long long)s->w->conf->max_message_size);
 		return;
 	}
+	set_submitter(s, t);
 	t->active = true;
 	if (log_enabled(LOG_INFO)) {
 		addr_format(&t->from, addr, sizeof addr);
 		buf_init(&b, 2048);
 		buf_printf(&b, "event=mail session=%s", s->id);
 		log_kv_escaped(&b, "from", addr, strlen(addr));
-		if (s->auth_user[0] != '\0')
+		if (s->auth_user[0] != '\0') {
 			log_kv_escaped(&b, "auth", s->auth_user, strlen(s->auth_user));
+			log_kv_escaped(&b, "submitter", t->submitter, strlen(t->submitter));
+		}
 		if (t->mp.has_size)
 			buf_printf(&b, " size=%llu", (unsigned long long)t->mp.size);
 		buf_printf(&b, " body=%s smtputf8=%s", t->mp.body == BODY_8BITMIME ? "8bitmime" :

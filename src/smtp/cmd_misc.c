@@ -17,6 +17,7 @@ static const struct smtp_reply r_help_topic = { 504, "5.5.4", "HELP topic not kn
 static const struct smtp_reply r_no_tls = { 454, "4.7.0", "TLS not available due to temporary reason" };
 static const struct smtp_reply r_tls_ready = { 220, "2.0.0", "Ready to start TLS" };
 static const struct smtp_reply r_tls_active = { 503, "5.5.1", "TLS already active" };
+static const struct smtp_reply r_tls_not_here = { 502, "5.5.1", "STARTTLS is not offered on this port" };
 static const struct smtp_reply r_starttls_syntax = { 501, "5.5.4", "Syntax: STARTTLS (no arguments)" };
 static const struct smtp_reply r_etrn = { 502, "5.5.1", "ETRN is not available" };
 
@@ -102,6 +103,10 @@ void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 	}
 	if (s->ssl != NULL) {
 		session_error(s, &r_tls_active);
+		return;
+	}
+	if (s->lc->tls == LISTEN_TLS_NONE) {
+		session_error(s, &r_tls_not_here);
 		return;
 	}
 	if (s->w->tls == NULL) {

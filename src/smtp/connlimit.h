@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONNLIMIT_MAX_WORKERS 64
+#define CONNLIMIT_MAX_WORKERS 128 /* two rows per worker: see parent.c worker_slot */
 
 enum connlimit_result {
 	CONNLIMIT_OK = 0,

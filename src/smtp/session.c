@@ -108,7 +108,7 @@ void session_unref(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->w->nsessions--;
-	if (s->w->stopping && s->w->nsessions == 0 && s->w->on_idle != NULL)
+	if ((s->w->stopping || s->w->draining) && s->w->nsessions == 0 && s->w->on_idle != NULL)
 		s->w->on_idle(s->w);
 	free(s);
 }
@@ -118,9 +118,24 @@ static void on_handle_closed(uv_handle_t *h)
 	session_unref(h->data);
 }
 
-bool session_is_submission(const struct session *s)
+/* The peer is this machine: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104. */
+static bool peer_is_loopback(const struct session *s)
 {
-	return s->lc->role != ROLE_MX;
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&s->peer;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&s->peer;
+
+	if (s->peer.ss_family == AF_INET)
+		return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+	if (s->peer.ss_family != AF_INET6)
+		return false;
+	if (IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
+		return true;
+	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && a6->sin6_addr.s6_addr[12] == 127;
+}
+
+bool session_auth_secure(const struct session *s)
+{
+	return session_tls(s) || (s->lc->plaintext_auth_loopback && peer_is_loopback(s));
 }
 
 void session_log(struct session *s, const char *event, const char *fmt, ...)
@@ -353,6 +368,13 @@ static void on_timer(uv_timer_t *t)
 	case SESS_WAIT:
 		/* The spool is working for this session; the clock restarts after. */
 		return;
+	case SESS_PAUSE:
+		s->state = SESS_COMMAND;
+		session_reply(s, s->paused_reply);
+		s->paused_reply = NULL;
+		session_restart_timer(s);
+		session_process(s);
+		return;
 	default:
 		break;
 	}
@@ -376,8 +398,17 @@ void session_restart_timer(struct session *s)
 				 s->w->conf->data_timeout : s->w->conf->idle_timeout) * 1000;
 	uint64_t left = session_left_ms(s);
 
-	if (s->state != SESS_GREETING && s->state != SESS_CLOSING)
+	if (s->state != SESS_GREETING && s->state != SESS_CLOSING && s->state != SESS_PAUSE)
 		uv_timer_start(&s->timer, on_timer, left < ms ? left : ms, 0);
+}
+
+void session_reply_later(struct session *s, const struct smtp_reply *r, uint32_t ms)
+{
+	uint64_t left = session_left_ms(s);
+
+	s->state = SESS_PAUSE;
+	s->paused_reply = r;
+	uv_timer_start(&s->timer, on_timer, left < ms ? left : ms, 0);
 }
 
 /* ---- input ----------------------------------------------------------- */
@@ -620,7 +651,8 @@ void session_process(struct session *s)
 	for (;;) {
 		size_t before = s->in.len;
 
-		if (s->state == SESS_CLOSING || s->state == SESS_WAIT || !tls_pending(s))
+		if (s->state == SESS_CLOSING || s->state == SESS_WAIT || s->state == SESS_PAUSE ||
+		    !tls_pending(s))
 			break;
 		if (tls_read(s) < 0 || s->in.len == before)
 			break;
@@ -640,7 +672,7 @@ void session_process(struct session *s)
 
 static void process_input(struct session *s)
 {
-	while (s->state != SESS_CLOSING && s->state != SESS_WAIT &&
+	while (s->state != SESS_CLOSING && s->state != SESS_WAIT && s->state != SESS_PAUSE &&
 	       s->state != SESS_GREETING && s->in.len > 0 &&
 	       s->out.len < SESSION_OUT_MAX / 2) {
 		size_t used;
@@ -741,7 +773,7 @@ void session_accept(struct worker *w, const struct listener_conf *lc,
 	if (lim == CONNLIMIT_UNTRACKED)
 		log_event(LOG_WARN, "event=connlimit-table-full session=%s client=%s", s->id, s->client_ip);
 	set_reading(s, true);
-	if (lc->role == ROLE_SUBMISSIONS) {
+	if (lc->tls == LISTEN_TLS_IMPLICIT) {
 		/* RFC 8314 3.3: TLS from the first byte; nothing is ever said
 		 * in plaintext on this port. */
 		s->state = SESS_COMMAND;

@@ -66,8 +66,9 @@ struct worker {
 	unsigned index;
 	unsigned nsessions;
 	uint64_t next_session;
-	bool stopping;
-	void (*on_idle)(struct worker *w); /* stopping and no session left */
+	bool stopping;			/* SIGTERM: 421 to every session */
+	bool draining;			/* SIGUSR1 (reload): no new sessions; exit when idle */
+	void (*on_idle)(struct worker *w); /* stopping or draining, no session left */
 	struct session *sessions;	/* every open session, for shutdown */
 };
 
@@ -78,6 +79,7 @@ enum session_state {
 	SESS_BDAT,
 	SESS_WAIT,
 	SESS_AUTH,		/* reading an AUTH response line (RFC 4954 4) */
+	SESS_PAUSE,		/* a reply held back on purpose (session_reply_later) */
 	SESS_CLOSING,
 };
 
@@ -96,6 +98,7 @@ struct transaction {
 	bool active;			/* MAIL accepted */
 	struct mailbox from;
 	struct mail_params mp;
+	char submitter[ADDR_PATH_MAX + 8]; /* RFC 4954 5: "" unauthenticated, "<>" unknown */
 	struct rcpt *rcpts;		/* malloc'd, nrcpts used */
 	unsigned nrcpts;
 	unsigned rcpt_attempts;		/* RCPT commands, accepted or not */
@@ -154,6 +157,8 @@ struct session {
 
 	struct transaction tx;
 
+	const struct smtp_reply *paused_reply; /* sent when SESS_PAUSE ends */
+
 	unsigned errors;
 	unsigned messages;
 	unsigned refs;
@@ -178,6 +183,9 @@ void session_replyf(struct session *s, int code, const char *enh,
 void session_error(struct session *s, const struct smtp_reply *r);
 void session_close(struct session *s, const char *reason);
 void session_flush(struct session *s);
+/* Send r after ms, reading no command meanwhile (a tarpit for failed
+ * logins): input waits in the buffer, the session is SESS_PAUSE. */
+void session_reply_later(struct session *s, const struct smtp_reply *r, uint32_t ms);
 /* Idle or data timeout from now, capped by what is left of session_timeout. */
 void session_restart_timer(struct session *s);
 void session_process(struct session *s);
@@ -187,7 +195,9 @@ void session_unref(struct session *s);
 /* Escaped key=value pairs for the log line of an event. */
 void session_log(struct session *s, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-bool session_is_submission(const struct session *s);
+/* AUTH may be taken here: inside TLS, or in plaintext from loopback when
+ * the listener says plaintext_auth loopback (DESIGN.md invariant 5). */
+bool session_auth_secure(const struct session *s);
 
 /* STARTTLS (RFC 3207 4.2): forget everything said in plaintext, drop any
  * input already buffered, and start the handshake on the next bytes. */

@@ -112,6 +112,7 @@ int qfile_parse(const uint8_t *data, size_t len, struct qenv *env)
 		case QR_RET: env->ret = (struct slice){ v, n }; break;
 		case QR_BODY: env->body = (struct slice){ v, n }; break;
 		case QR_CLIENT: env->client = (struct slice){ v, n }; break;
+		case QR_AUTH: env->auth = (struct slice){ v, n }; break;
 		case QR_SMTPUTF8: env->smtputf8 = true; break;
 		case QR_TIME:
 			for (uint32_t i = 0; i < n; i++) {

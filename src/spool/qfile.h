@@ -46,6 +46,7 @@ enum qrec_type {
 	QR_BODY = 'B',	    /* "7BIT" "8BITMIME" "BINARYMIME" */
 	QR_SMTPUTF8 = 'U',  /* present when the transaction used SMTPUTF8 */
 	QR_CLIENT = 'C',    /* client address, for logs and bounces */
+	QR_AUTH = 'A',	    /* RFC 4954 5 submitter of an authenticated client, or "<>" */
 	QR_MSG = 'M',	    /* a chunk of the message */
 	QR_END = 'E',	    /* 8 octets: message size; must be last */
 };
@@ -64,6 +65,7 @@ struct qenv {
 	struct slice ret;
 	struct slice body;
 	struct slice client;
+	struct slice auth;   /* empty: not submitted by an authenticated client */
 	uint64_t arrival;
 	bool smtputf8;
 	struct qrcpt *rcpts; /* malloc'd by qfile_parse, free with qfile_env_free */

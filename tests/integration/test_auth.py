@@ -62,6 +62,7 @@ def start_with_users(factory, name, listeners=LISTENERS, **kw):
     # own below) out of their way.
     kw.setdefault("auth_max_failures", 64)
     kw.setdefault("auth_failure_window", "1s")
+    kw.setdefault("auth_failure_delay", 0)
     base = factory.base()
     users = th.write_users(base / "users", users_map())
     return factory.start(base=base, listeners=listeners, users=str(users), name=name, **kw)

@@ -96,7 +96,14 @@ static uint64_t tval(const char *s)
 static bool is_numeric(const struct tknob *k)
 {
 	return strcmp(k->kind, "K_UINT") == 0 || strcmp(k->kind, "K_AUTO") == 0 ||
-	       strcmp(k->kind, "K_SIZE") == 0 || strcmp(k->kind, "K_SECS") == 0;
+	       strcmp(k->kind, "K_SIZE") == 0 || strcmp(k->kind, "K_SECS") == 0 ||
+	       strcmp(k->kind, "K_MSECS") == 0;
+}
+
+/* A knobs.def number as stored: K_MSECS fields hold milliseconds. */
+static uint64_t tstored(const struct tknob *k, const char *s)
+{
+	return tval(s) * (strcmp(k->kind, "K_MSECS") == 0 ? 1000 : 1);
 }
 
 /* ---- defaults and conf_finish ---- */
@@ -369,6 +376,62 @@ static void test_listen_forms(void **state)
 	assert_string_equal(c.source, "b.conf");
 }
 
+/* DESIGN.md's table: the role sets TLS and AUTH; options override each. */
+static void test_listen_policy(void **state)
+{
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "listen 2525 mx tls sometimes\n",
+		  "ternd.conf:1: listen: unknown tls mode 'sometimes' (one of: none, optional, required, implicit)" },
+		{ "listen 2525 mx auth maybe\n",
+		  "ternd.conf:1: listen: unknown auth mode 'maybe' (one of: none, optional, required)" },
+		{ "listen 2525 mx tls none tls optional\n",
+		  "ternd.conf:1: listen: option 'tls' given twice" },
+		{ "listen 2525 mx plaintext_auth always\n",
+		  "ternd.conf:1: listen: unknown plaintext_auth value 'always' (one of: loopback)" },
+		{ "listen 2587 submission tls none\n",
+		  "ternd.conf:1: listen: auth required with tls none: no client could ever log in "
+		  "(use tls optional or required, or plaintext_auth loopback for a local-only port)" },
+		{ "listen 2525 mx tls\n",
+		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] "
+		  "[auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
+	};
+
+	(void)state;
+	conf_defaults(&c);
+	assert_int_equal(c.listeners[0].tls, LISTEN_TLS_OPTIONAL);
+	assert_int_equal(c.listeners[0].auth, LISTEN_AUTH_NONE);
+	assert_int_equal(c.listeners[1].tls, LISTEN_TLS_REQUIRED);
+	assert_int_equal(c.listeners[1].auth, LISTEN_AUTH_REQUIRED);
+	assert_int_equal(c.listeners[2].tls, LISTEN_TLS_IMPLICIT);
+	assert_int_equal(c.listeners[2].auth, LISTEN_AUTH_REQUIRED);
+	assert_int_equal(c.listeners[3].tls, LISTEN_TLS_REQUIRED);
+	assert_int_equal(c.listeners[3].auth, LISTEN_AUTH_REQUIRED);
+	expect_ok("listen 2525 mx auth optional\n"
+		  "listen 2587 submission tls optional auth optional greet_pause 1s\n"
+		  "listen 127.0.0.1:2588 submission tls none plaintext_auth loopback\n"
+		  "listen 2465 mx tls implicit\n"
+		  "listen 2526 submission-alt\n");
+	assert_int_equal(c.listeners[0].tls, LISTEN_TLS_OPTIONAL);
+	assert_int_equal(c.listeners[0].auth, LISTEN_AUTH_OPTIONAL);
+	assert_int_equal(c.listeners[1].tls, LISTEN_TLS_OPTIONAL);
+	assert_int_equal(c.listeners[1].auth, LISTEN_AUTH_OPTIONAL);
+	assert_int_equal(c.listeners[1].greet_pause_ms, 1000);
+	assert_int_equal(c.listeners[2].tls, LISTEN_TLS_NONE);
+	assert_true(c.listeners[2].plaintext_auth_loopback);
+	assert_false(c.listeners[1].plaintext_auth_loopback);
+	assert_int_equal(c.listeners[3].tls, LISTEN_TLS_IMPLICIT);
+	assert_int_equal(c.listeners[3].auth, LISTEN_AUTH_NONE);
+	assert_int_equal(c.listeners[4].tls, LISTEN_TLS_REQUIRED);
+	assert_string_equal(conf_tls_name(LISTEN_TLS_IMPLICIT), "implicit");
+	assert_string_equal(conf_auth_name(LISTEN_AUTH_OPTIONAL), "optional");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		conf_defaults(&c);
+		assert_int_equal(conf_load_mem(&c, "ternd.conf", bad[i].text, strlen(bad[i].text),
+					       err, sizeof err), -1);
+		assert_string_equal(err, bad[i].msg);
+	}
+}
+
 static void test_listen_replaces_defaults(void **state)
 {
 	(void)state;
@@ -522,9 +585,9 @@ static void test_errors(void **state)
 		{ "domains a.example\ndomains b.example A.EXAMPLE\n",
 		  "ternd.conf:2: domains: 'A.EXAMPLE' is listed twice" },
 		{ "listen\n",
-		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [greet_pause DURATION])" },
+		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "listen 2525\n",
-		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [greet_pause DURATION])" },
+		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "listen 1.2.3:25 mx\n",
 		  "ternd.conf:1: listen: '1.2.3' is not an IPv4 address (no address means all addresses)" },
 		{ "listen localhost:25 mx\n",
@@ -546,11 +609,11 @@ static void test_errors(void **state)
 		{ "listen 2525 mx greet_pause soon\n",
 		  "ternd.conf:1: listen: greet_pause: 'soon' is not a duration (use a number with ms, s or m)" },
 		{ "listen 2525 mx greet_pause\n",
-		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [greet_pause DURATION])" },
+		  "ternd.conf:1: listen: missing value (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "listen 2525 mx starttls\n",
-		  "ternd.conf:1: listen: unknown option 'starttls' (usage: listen [ADDR:]PORT ROLE [greet_pause DURATION])" },
+		  "ternd.conf:1: listen: unknown option 'starttls' (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "listen 2525 mx greet_pause 1s 2s\n",
-		  "ternd.conf:1: listen: too many values at '2s' (usage: listen [ADDR:]PORT ROLE [greet_pause DURATION])" },
+		  "ternd.conf:1: listen: unknown option '2s' (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "deliver mbox /var/mail\n",
 		  "ternd.conf:1: deliver: unknown method 'mbox' (one of: maildir)" },
 		{ "deliver maildir\n", "ternd.conf:1: deliver: missing value (usage: deliver maildir TEMPLATE)" },
@@ -711,20 +774,22 @@ static void test_knob_bounds(void **state)
 	for (k = tknobs; k < tknobs + NTKNOBS; k++) {
 		if (!is_numeric(k))
 			continue;
+		const char *unit = strcmp(k->kind, "K_MSECS") == 0 ? "ms" : "";
+
 		conf_defaults(&c);
-		assert_int_equal(field_uint(k), tval(k->dflt));
+		assert_int_equal(field_uint(k), tstored(k, k->dflt));
 		assert_non_null(k->min);
 		snprintf(line, sizeof line, "%s %s\n", k->name, k->min);
 		expect_ok(line);
-		assert_int_equal(field_uint(k), tval(k->min));
+		assert_int_equal(field_uint(k), tstored(k, k->min));
 		snprintf(line, sizeof line, "%s %s\n", k->name, k->max);
 		expect_ok(line);
-		assert_int_equal(field_uint(k), tval(k->max));
-		snprintf(line, sizeof line, "%s %llu\n", k->name,
-			 (unsigned long long)tval(k->max) + 1);
+		assert_int_equal(field_uint(k), tstored(k, k->max));
+		snprintf(line, sizeof line, "%s %llu%s\n", k->name,
+			 (unsigned long long)tstored(k, k->max) + 1, unit);
 		assert_int_equal(load(line), -1);
-		snprintf(line, sizeof line, "%s %llu\n", k->name,
-			 (unsigned long long)tval(k->min) - 1);
+		snprintf(line, sizeof line, "%s %llu%s\n", k->name,
+			 (unsigned long long)tstored(k, k->min) - 1, unit);
 		assert_int_equal(load(line), -1);
 	}
 	for (k = tknobs; k < tknobs + NTKNOBS; k++)
@@ -801,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_listen_policy),
 		cmocka_unit_test(test_listen_replaces_defaults),
 		cmocka_unit_test(test_listen_privileged),
 		cmocka_unit_test(test_listen_overlap),

@@ -475,12 +475,32 @@ static void run_xtext_case(void **state)
 	assert_int_equal(smtp_xtext_valid(sl(c->s, strlen(c->s))), c->valid);
 }
 
+/* smtp_xtext_decode: RFC 3461 4 hexchars decoded; invalid, NUL and overflow refused. */
+static void test_xtext_decode(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_int_equal(smtp_xtext_decode(sl("a+2Bb+3Dc@x", 11), out, sizeof out), 7);
+	assert_string_equal(out, "a+b=c@x");
+	assert_int_equal(smtp_xtext_decode(sl("", 0), out, sizeof out), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(smtp_xtext_decode(sl("a+2b", 4), out, sizeof out), -1);
+	assert_int_equal(smtp_xtext_decode(sl("a+00b", 5), out, sizeof out), -1);
+	assert_int_equal(smtp_xtext_decode(sl("a=b", 3), out, sizeof out), -1);
+	assert_int_equal(smtp_xtext_decode(sl("0123456789abcdef", 16), out, sizeof out), -1);
+	assert_int_equal(smtp_xtext_decode(sl("0123456789abcde", 15), out, sizeof out), 15);
+	assert_int_equal(smtp_xtext_decode(sl("+41+42", 6), out, 3), 2);
+	assert_string_equal(out, "AB");
+	assert_int_equal(smtp_xtext_decode(sl("+41+42", 6), out, 2), -1);
+}
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 int main(void)
 {
 	static struct CMUnitTest tests[N(cmd_cases) + N(env_cases) + N(bdat_cases) +
-				       N(xtext_cases) + 2];
+				       N(xtext_cases) + 3];
 	size_t n = 0;
 
 	for (size_t i = 0; i < N(cmd_cases); i++)
@@ -497,6 +517,7 @@ int main(void)
 						   NULL, (void *)&xtext_cases[i] };
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_cmd_every_verb);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_addr_reply_words);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_xtext_decode);
 	assert_int_equal(n, N(tests));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
