@@ -31,7 +31,8 @@ CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
 # Everything but the two main() files goes into one library that the
 # programs, the unit tests and the fuzz targets link.
 LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/conf/*.c src/smtp/*.c \
-                       src/spool/*.c src/deliver/*.c src/daemon/*.c src/cli/*.c)
+                       src/spool/*.c src/deliver/*.c src/daemon/*.c src/cli/*.c \
+                       src/dns/*.c)
 HDRS     := $(wildcard src/*/*.h) src/conf/knobs.def
 
 REL      := build/rel

@@ -5,7 +5,8 @@
 set -e
 PKGS="build-essential clang pkg-config libuv1-dev libc-ares-dev libssl-dev
 libcrypt-dev libcmocka-dev python3 python3-pytest swaks openssl iproute2
-util-linux procps strace curl msmtp testssl.sh dovecot-core"
+util-linux procps strace curl msmtp testssl.sh dovecot-core dovecot-lmtpd
+dovecot-imapd python3-dnslib python3-aiosmtpd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
