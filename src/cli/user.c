@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -140,13 +141,77 @@ static int get_password(char *pw, size_t size)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: tern user add NAME [-f FILE]\n"
-		"       tern user passwd NAME [-f FILE]\n"
+		"usage: tern user add NAME [--scheme SCHEME] [-f FILE]\n"
+		"       tern user passwd NAME [--scheme SCHEME] [-f FILE]\n"
 		"       tern user del NAME [-f FILE]\n"
 		"       tern user list [-f FILE]\n"
 		"The password is read from standard input (typed twice on a terminal).\n"
-		"FILE defaults to " DEFAULT_USERS_FILE ".\n");
+		"FILE defaults to " DEFAULT_USERS_FILE ".\n"
+		"SCHEME is how the password is stored:\n"
+		"  yescrypt       (default for add) AUTH PLAIN and LOGIN\n"
+		"  sha512-crypt   the same, for files shared with older systems\n"
+		"  scram-sha-256  AUTH SCRAM-SHA-256 as well as PLAIN and LOGIN; Dovecot's\n"
+		"                 {SCRAM-SHA-256} form\n"
+		"  plain          needed for CRAM-MD5: stores the password itself (a\n"
+		"                 password-equivalent), as {PLAIN}\n"
+		"passwd keeps the account's scheme unless --scheme is given.\n");
 	return 2;
+}
+
+static const struct {
+	const char *name;
+	enum users_scheme scheme;
+} schemes[] = {
+	{ "yescrypt", USERS_YESCRYPT },
+	{ "sha512-crypt", USERS_SHA512 },
+	{ "scram-sha-256", USERS_SCRAM_SHA256 },
+	{ "plain", USERS_PLAIN },
+};
+
+static int parse_scheme(const char *name, enum users_scheme *out)
+{
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+		if (strcasecmp(name, schemes[i].name) == 0) {
+			*out = schemes[i].scheme;
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"tern: unknown scheme '%s': use yescrypt, sha512-crypt, scram-sha-256 or plain\n",
+		name);
+	return -1;
+}
+
+/*
+ * For passwd without --scheme: the scheme the account has now, so that a
+ * new password does not take away SCRAM or CRAM-MD5; yescrypt when the
+ * file cannot be loaded (said, unless it is missing: then
+ * users_set_password says so).
+ */
+static enum users_scheme current_scheme(const char *path, const char *name)
+{
+	enum users_scheme sc = USERS_YESCRYPT;
+	const struct user *usr;
+	struct users u;
+	char err[512];
+
+	if (users_load(&u, path, err, sizeof err) < 0) {
+		if (access(path, F_OK) == 0)
+			fprintf(stderr, "tern: note: %s; the new password is stored with yescrypt "
+				"(--scheme chooses)\n", err);
+		return sc;
+	}
+	if ((usr = users_find(&u, name)) != NULL) {
+		if (strcmp(usr->scheme, "SCRAM-SHA-256") == 0)
+			sc = USERS_SCRAM_SHA256;
+		else if (strcmp(usr->scheme, "PLAIN") == 0 || strcmp(usr->scheme, "CLEAR") == 0 ||
+			 strcmp(usr->scheme, "CLEARTEXT") == 0)
+			sc = USERS_PLAIN;
+		else if (strncmp(usr->hash, "$6$", 3) == 0)
+			sc = USERS_SHA512;
+	}
+	users_free(&u);
+	return sc;
 }
 
 static int list(const char *path)
@@ -167,6 +232,8 @@ static int list(const char *path)
 int cli_user(int argc, char **argv)
 {
 	const char *path = DEFAULT_USERS_FILE, *name = NULL, *cmd;
+	enum users_scheme scheme = USERS_YESCRYPT;
+	bool scheme_given = false;
 	char err[1024], pw[PASSWORD_MAX];
 	int rc;
 
@@ -178,12 +245,20 @@ int cli_user(int argc, char **argv)
 			if (++i >= argc)
 				return usage();
 			path = argv[i];
+		} else if (strcmp(argv[i], "--scheme") == 0) {
+			if (++i >= argc)
+				return usage();
+			if (parse_scheme(argv[i], &scheme) < 0)
+				return 2;
+			scheme_given = true;
 		} else if (argv[i][0] == '-' || name != NULL) {
 			return usage();
 		} else {
 			name = argv[i];
 		}
 	}
+	if (scheme_given && strcmp(cmd, "add") != 0 && strcmp(cmd, "passwd") != 0)
+		return usage();
 	if (strcmp(cmd, "list") == 0)
 		return name != NULL ? usage() : list(path);
 	if (name == NULL)
@@ -202,10 +277,13 @@ int cli_user(int argc, char **argv)
 		explicit_bzero(pw, sizeof pw);
 		return 1;
 	}
-	if (strcmp(cmd, "add") == 0)
-		rc = users_add(path, name, pw, err, sizeof err);
-	else
-		rc = users_set_password(path, name, pw, err, sizeof err);
+	if (strcmp(cmd, "add") == 0) {
+		rc = users_add(path, name, pw, scheme, err, sizeof err);
+	} else {
+		if (!scheme_given)
+			scheme = current_scheme(path, name);
+		rc = users_set_password(path, name, pw, scheme, err, sizeof err);
+	}
 	explicit_bzero(pw, sizeof pw);
 	if (rc < 0) {
 		fprintf(stderr, "tern: %s\n", err);
@@ -215,5 +293,8 @@ int cli_user(int argc, char **argv)
 		printf("added %s\n", name);
 	else
 		printf("password changed for %s\n", name);
+	if (scheme == USERS_PLAIN)
+		fprintf(stderr, "tern: note: stored as {PLAIN}: %s holds this password in the "
+			"clear; keep it mode 600\n", path);
 	return 0;
 }

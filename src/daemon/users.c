@@ -13,8 +13,11 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "../lib/buf.h"
+#include "../proto/scram.h"
 
 #define USERS_LINE_MAX 4096
 #define USERS_NAME_MAX 320
@@ -28,10 +31,22 @@
 static const char dummy_hash[] =
 	"$y$j9T$Hc29tDKank3GXUAPM9des.$bGh1TsnIQmQnZY1PyqbLKyycOJdYUEZeEQ/WKuRKDr1";
 
+/* Salt of the SCRAM derivation spent for accounts that are not SCRAM ones. */
+static const uint8_t dummy_salt[SCRAM_SALT_DEFAULT] = {
+	0x74, 0x65, 0x72, 0x6e, 0x2d, 0x64, 0x75, 0x6d,
+	0x6d, 0x79, 0x2d, 0x73, 0x61, 0x6c, 0x74, 0x21,
+};
+
+#define SCHEME_SCRAM "SCRAM-SHA-256"
+
+/* What users_verify does with a hash. */
+enum kind { K_NONE, K_CRYPT, K_SCRAM, K_PLAIN };
+
 /* One account while loading: the line number is kept for diagnostics. */
 struct entry {
 	char *name;
 	char *hash;
+	char scheme[24];
 	unsigned line;
 };
 
@@ -57,14 +72,49 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* Skip Dovecot's "{SCHEME}" prefix: the rest is a crypt(3) string. */
-static const char *skip_scheme(const char *h)
+/*
+ * Split Dovecot's "{SCHEME}" prefix off h: the scheme upper-cased into
+ * scheme ("" when none), returns what follows; NULL when the name does
+ * not fit.
+ */
+static const char *split_scheme(const char *h, char scheme[24])
 {
 	const char *end;
+	size_t len;
 
-	if (h[0] == '{' && (end = strchr(h, '}')) != NULL)
-		return end + 1;
-	return h;
+	scheme[0] = '\0';
+	if (h[0] != '{' || (end = strchr(h, '}')) == NULL)
+		return h;
+	len = (size_t)(end - h - 1);
+	if (len >= 24)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		scheme[i] = (char)toupper((unsigned char)h[1 + i]);
+	scheme[len] = '\0';
+	return end + 1;
+}
+
+static bool is_plain(const char *scheme)
+{
+	return strcmp(scheme, "PLAIN") == 0 || strcmp(scheme, "CLEAR") == 0 ||
+	       strcmp(scheme, "CLEARTEXT") == 0;
+}
+
+/* Empty, or "!..." / "*..." for a hashed scheme: never matches. */
+static bool is_locked(const char *scheme, const char *hash)
+{
+	return hash[0] == '\0' || (!is_plain(scheme) && (hash[0] == '!' || hash[0] == '*'));
+}
+
+static enum kind kind_of(const struct user *usr)
+{
+	if (usr == NULL || is_locked(usr->scheme, usr->hash))
+		return K_NONE;
+	if (strcmp(usr->scheme, SCHEME_SCRAM) == 0)
+		return K_SCRAM;
+	if (is_plain(usr->scheme))
+		return K_PLAIN;
+	return K_CRYPT;
 }
 
 int users_load(struct users *u, const char *path, char *err, size_t errlen)
@@ -92,7 +142,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 	}
 	while (fgets(line, sizeof line, f) != NULL) {
 		size_t len = strlen(line);
-		char *colon, *hash, *hend;
+		char *colon, *hash, *hend, scheme[24];
 		struct entry *grown;
 
 		lineno++;
@@ -113,7 +163,25 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		hash = colon + 1;
 		if ((hend = strchr(hash, ':')) != NULL)
 			*hend = '\0';	/* fields after the hash are ignored */
-		hash = (char *)skip_scheme(hash);
+		if ((hash = (char *)split_scheme(hash, scheme)) == NULL) {
+			snprintf(err, errlen, "%s:%u: password scheme name too long", path, lineno);
+			goto fail;
+		}
+		/* Said now, not at the first login: a SCRAM value tern cannot use. */
+		if (strcmp(scheme, SCHEME_SCRAM) == 0 && !is_locked(scheme, hash)) {
+			struct scram_keys k;
+			int bad = scram_keys_parse(hash, strlen(hash), &k) < 0;
+
+			explicit_bzero(&k, sizeof k);
+			if (bad) {
+				snprintf(err, errlen,
+					 "%s:%u: {SCRAM-SHA-256} value is not ITER,SALT,STOREDKEY,"
+					 "SERVERKEY (ITER %d..%d, a salt of %d..%d octets)",
+					 path, lineno, SCRAM_ITER_MIN, SCRAM_ITER_MAX, SCRAM_SALT_MIN,
+					 SCRAM_SALT_MAX);
+				goto fail;
+			}
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			if ((grown = realloc(e, cap * sizeof *grown)) == NULL) {
@@ -124,6 +192,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		}
 		e[n].name = strdup(line);
 		e[n].hash = strdup(hash);
+		memcpy(e[n].scheme, scheme, sizeof e[n].scheme);
 		e[n].line = lineno;
 		n++;
 		if (e[n - 1].name == NULL || e[n - 1].hash == NULL) {
@@ -160,6 +229,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		u->v[i].name = e[i].name;
 		u->v[i].hash = e[i].hash;
+		memcpy(u->v[i].scheme, e[i].scheme, sizeof u->v[i].scheme);
 	}
 	u->n = n;
 	free(e);
@@ -212,12 +282,29 @@ const struct user *users_find(const struct users *u, const char *name)
 	return bsearch(&key, u->v, u->n, sizeof *u->v, cmp_users);
 }
 
+/* SHA-256 of p; -1 when OpenSSL fails. */
+static int sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned len = 0;
+
+	return EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
+/*
+ * Every call spends one crypt(3), one SCRAM derivation and two SHA-256,
+ * whichever of them decides (users.h): the time tells nothing about
+ * whether the name exists or which scheme it has.
+ */
 enum users_verdict users_verify(const struct users *u, const char *name,
 				const char *password, size_t password_len)
 {
 	const struct user *usr = users_find(u, name);
-	const char *setting = usr != NULL ? usr->hash : dummy_hash;
-	enum users_verdict v = USERS_BAD_PASSWORD;
+	enum kind kind = kind_of(usr);
+	const char *setting = kind == K_CRYPT ? usr->hash : dummy_hash;
+	const char *plain = kind == K_PLAIN ? usr->hash : "";
+	struct scram_keys want, got;
+	uint8_t d1[32], d2[32];
+	bool match = false, failed = false;
 	struct crypt_data *cd;
 	char *phrase;
 	const char *out;
@@ -234,28 +321,84 @@ enum users_verdict users_verify(const struct users *u, const char *name,
 	}
 	memcpy(phrase, password, password_len);
 	phrase[password_len] = '\0';
-	/*
-	 * An empty or locked ("!", "*") hash never matches; hash the dummy
-	 * instead so such an account costs the same time as any other.
-	 */
-	if (usr != NULL && (setting[0] == '\0' || setting[0] == '!' || setting[0] == '*')) {
-		setting = dummy_hash;
-		usr = NULL;
-	}
+
+	/* crypt(3): the account's, or the dummy. */
 	out = crypt_rn(phrase, setting, cd, (int)sizeof *cd);
 	if (out == NULL || out[0] == '*') {
-		v = USERS_ERROR;
-	} else if (usr != NULL) {
+		failed = true;
+	} else if (kind == K_CRYPT) {
 		size_t olen = strlen(out), hlen = strlen(usr->hash);
 
-		if (olen == hlen && CRYPTO_memcmp(out, usr->hash, hlen) == 0)
-			v = USERS_OK;
+		match = olen == hlen && CRYPTO_memcmp(out, usr->hash, hlen) == 0;
 	}
+
+	/* SCRAM: the account's salt and rounds, or the dummy's. */
+	memset(&want, 0, sizeof want);
+	if (kind == K_SCRAM) {
+		if (scram_keys_parse(usr->hash, strlen(usr->hash), &want) < 0)
+			failed = true;	/* users_load checked it: cannot happen */
+	}
+	if (want.salt_len == 0) {
+		memcpy(want.salt, dummy_salt, sizeof dummy_salt);
+		want.salt_len = sizeof dummy_salt;
+		want.iter = SCRAM_ITER_DEFAULT;
+	}
+	if (scram_derive(phrase, password_len, want.salt, want.salt_len, want.iter, &got) < 0)
+		failed = true;
+	else if (kind == K_SCRAM)
+		match = CRYPTO_memcmp(got.stored_key, want.stored_key, SCRAM_KEY_LEN) == 0;
+
+	/* Plain: digests, so that neither the length nor the content leaks. */
+	if (sha256(phrase, password_len, d1) < 0 || sha256(plain, strlen(plain), d2) < 0)
+		failed = true;
+	else if (kind == K_PLAIN)
+		match = CRYPTO_memcmp(d1, d2, sizeof d1) == 0;
+
+	explicit_bzero(&want, sizeof want);
+	explicit_bzero(&got, sizeof got);
+	explicit_bzero(d1, sizeof d1);
+	explicit_bzero(d2, sizeof d2);
 	explicit_bzero(phrase, password_len);
 	explicit_bzero(cd, sizeof *cd);
 	free(phrase);
 	free(cd);
-	return v;
+	if (failed)
+		return USERS_ERROR;
+	return match ? USERS_OK : USERS_BAD_PASSWORD;
+}
+
+int users_scram_keys(const struct user *u, struct scram_keys *out)
+{
+	if (kind_of(u) != K_SCRAM) {
+		memset(out, 0, sizeof *out);
+		return -1;
+	}
+	return scram_keys_parse(u->hash, strlen(u->hash), out);
+}
+
+int users_cram_secret(const struct user *u, const char **secret, size_t *len)
+{
+	if (kind_of(u) != K_PLAIN)
+		return -1;
+	*secret = u->hash;
+	*len = strlen(u->hash);
+	return 0;
+}
+
+bool users_any_scram(const struct users *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (kind_of(&u->v[i]) == K_SCRAM)
+			return true;
+	return false;
+}
+
+bool users_any_cram(const struct users *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (kind_of(&u->v[i]) == K_PLAIN)
+			return true;
+	return false;
 }
 
 void users_free(struct users *u)
@@ -292,19 +435,16 @@ static int valid_name(const char *name, char *err, size_t errlen)
 	return 0;
 }
 
-/* A fresh yescrypt hash of password, malloc'd; NULL with err set. */
-static char *hash_password(const char *password, char *err, size_t errlen)
+/* A fresh crypt(3) hash of password with the method prefix ("$y$", "$6$"). */
+static char *crypt_password(const char *password, const char *prefix, char *err,
+			    size_t errlen)
 {
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
 	struct crypt_data *cd;
 	const char *out;
 	char *h = NULL;
 
-	if (password[0] == '\0') {
-		snprintf(err, errlen, "empty password refused");
-		return NULL;
-	}
-	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, (int)sizeof salt) == NULL) {
+	if (crypt_gensalt_rn(prefix, 0, NULL, 0, salt, (int)sizeof salt) == NULL) {
 		snprintf(err, errlen, "cannot make a salt: %s", strerror(errno));
 		return NULL;
 	}
@@ -320,6 +460,73 @@ static char *hash_password(const char *password, char *err, size_t errlen)
 	explicit_bzero(cd, sizeof *cd);
 	free(cd);
 	return h;
+}
+
+/* "{SCRAM-SHA-256}ITER,SALT,STOREDKEY,SERVERKEY" with a fresh salt, as doveadm pw makes it. */
+static char *scram_password(const char *password, char *err, size_t errlen)
+{
+	char text[sizeof "{" SCHEME_SCRAM "}" + SCRAM_KEYS_TEXT_MAX];
+	uint8_t salt[SCRAM_SALT_DEFAULT];
+	struct scram_keys k;
+	size_t pre = strlen("{" SCHEME_SCRAM "}");
+	char *h = NULL;
+
+	if (RAND_bytes(salt, sizeof salt) != 1) {
+		snprintf(err, errlen, "cannot make a salt: no random bytes from OpenSSL");
+		return NULL;
+	}
+	if (scram_derive(password, strlen(password), salt, sizeof salt, SCRAM_ITER_DEFAULT,
+			 &k) < 0) {
+		snprintf(err, errlen, "cannot derive the SCRAM keys (OpenSSL failed)");
+		return NULL;
+	}
+	memcpy(text, "{" SCHEME_SCRAM "}", pre);
+	if (scram_keys_format(&k, text + pre, sizeof text - pre) == 0)
+		snprintf(err, errlen, "cannot format the SCRAM keys");
+	else if ((h = strdup(text)) == NULL)
+		snprintf(err, errlen, "out of memory");
+	explicit_bzero(&k, sizeof k);
+	explicit_bzero(text, sizeof text);
+	return h;
+}
+
+/* The password as the file stores it in scheme, malloc'd; NULL with err set. */
+static char *hash_password(const char *password, enum users_scheme scheme, char *err,
+			   size_t errlen)
+{
+	char *h;
+	size_t n;
+
+	if (password[0] == '\0') {
+		snprintf(err, errlen, "empty password refused");
+		return NULL;
+	}
+	switch (scheme) {
+	case USERS_YESCRYPT:
+		return crypt_password(password, "$y$", err, errlen);
+	case USERS_SHA512:
+		return crypt_password(password, "$6$", err, errlen);
+	case USERS_SCRAM_SHA256:
+		return scram_password(password, err, errlen);
+	case USERS_PLAIN:
+		/* The file is lines of ':'-separated fields: these cannot be carried. */
+		if (strpbrk(password, ":\r\n") != NULL) {
+			snprintf(err, errlen,
+				 "a plain password cannot contain ':', CR or LF (the users file "
+				 "separates fields with ':'); choose another password or scheme");
+			return NULL;
+		}
+		n = strlen(password);
+		if ((h = malloc(sizeof "{PLAIN}" + n)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		memcpy(h, "{PLAIN}", 7);
+		memcpy(h + 7, password, n + 1);
+		return h;
+	}
+	snprintf(err, errlen, "unknown password scheme");
+	return NULL;
 }
 
 /* The whole file into b; 1 if it does not exist, -1 on error. */
@@ -478,7 +685,7 @@ enum edit_op { EDIT_ADD, EDIT_PASSWD, EDIT_DEL };
  * kept byte for byte.
  */
 static int edit(const char *path, enum edit_op op, const char *name_in, const char *password,
-		char *err, size_t errlen)
+		enum users_scheme scheme, char *err, size_t errlen)
 {
 	char name[USERS_NAME_MAX + 1];
 	struct buf in, out;
@@ -499,7 +706,7 @@ static int edit(const char *path, enum edit_op op, const char *name_in, const ch
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ENOENT));
 		goto done;
 	}
-	if (op != EDIT_DEL && (hash = hash_password(password, err, errlen)) == NULL)
+	if (op != EDIT_DEL && (hash = hash_password(password, scheme, err, errlen)) == NULL)
 		goto done;
 	for (size_t pos = 0; pos < in.len;) {
 		const char *line = (const char *)in.data + pos;
@@ -563,18 +770,18 @@ done:
 }
 
 int users_add(const char *path, const char *name, const char *password,
-	      char *err, size_t errlen)
+	      enum users_scheme scheme, char *err, size_t errlen)
 {
-	return edit(path, EDIT_ADD, name, password, err, errlen);
+	return edit(path, EDIT_ADD, name, password, scheme, err, errlen);
 }
 
 int users_set_password(const char *path, const char *name, const char *password,
-		       char *err, size_t errlen)
+		       enum users_scheme scheme, char *err, size_t errlen)
 {
-	return edit(path, EDIT_PASSWD, name, password, err, errlen);
+	return edit(path, EDIT_PASSWD, name, password, scheme, err, errlen);
 }
 
 int users_del(const char *path, const char *name, char *err, size_t errlen)
 {
-	return edit(path, EDIT_DEL, name, NULL, err, errlen);
+	return edit(path, EDIT_DEL, name, NULL, USERS_YESCRYPT, err, errlen);
 }

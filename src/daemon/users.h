@@ -12,20 +12,45 @@
  *	the shape of Dovecot's passwd-file; '#' comments and blank lines are
  *	ignored; fields after the second ':' are ignored. A name is an address
  *	(alice@example.com) or a bare local part (alice), which then exists in
- *	every local domain. Names compare case-insensitively. A "{SCHEME}"
- *	prefix on the hash (Dovecot's) is skipped; the rest is a crypt(3)
- *	string: yescrypt ($y$), bcrypt ($2b$), SHA-512-crypt ($6$) all work.
- *	The file must not be readable by group or others: users_load refuses
- *	it and says so (the hashes are secrets).
+ *	every local domain. Names compare case-insensitively. The "{SCHEME}"
+ *	prefix (Dovecot's, any case) is kept upper-cased in user.scheme ("" when
+ *	there is none) and user.hash is what follows it:
+ *	  SCRAM-SHA-256		 Dovecot's "ITER,SALT,STOREDKEY,SERVERKEY"
+ *				 (scram.h); users_load refuses a line whose
+ *				 value does not parse, unless locked
+ *	  PLAIN, CLEAR, CLEARTEXT the password itself (a password-equivalent)
+ *	  anything else, or none a crypt(3) string: yescrypt ($y$), bcrypt
+ *				 ($2b$), SHA-512-crypt ($6$) all work
+ *	A hash that is empty or, except for the plain schemes, starts with '!'
+ *	or '*' is locked: it never matches (lock a plain one with "!" before
+ *	the '{'). The file must not be readable by group or others: users_load
+ *	refuses it and says so (the hashes are secrets).
  *
- *	users_verify checks a password with crypt(3). It is slow by design
- *	(yescrypt costs milliseconds): call it on the thread pool, never on
- *	an event loop. It compares in constant time, and for an unknown name
- *	it still spends one hash, so timing does not tell names apart.
+ *	users_verify checks a password. It is slow by design (yescrypt costs
+ *	milliseconds): call it on the thread pool, never on an event loop.
+ *	Whatever the account, it spends one crypt(3) (the account's, else a
+ *	yescrypt dummy) and one SCRAM derivation (the account's, else one with
+ *	SCRAM_ITER_DEFAULT rounds), and compares the SHA-256 digests of the
+ *	password and of a plain account's password. So an unknown name, a
+ *	locked account, a plain one, a SCRAM one with the default rounds and
+ *	a yescrypt one at the default cost all take the same time; other
+ *	crypt methods and costs differ by what they cost (SHA-512-crypt is
+ *	faster than the yescrypt dummy, more SCRAM rounds slower). All
+ *	comparisons are constant-time.
+ *
+ *	users_scram_keys and users_cram_secret give what SCRAM-SHA-256 and
+ *	CRAM-MD5 need; users_any_scram/users_any_cram say whether any
+ *	(unlocked) account can do them, so the server knows what to offer.
  *
  *	users_add/users_set_password/users_del change the file: the new
  *	contents are written to FILE.tmp (mode 0600), fsynced, renamed over
- *	FILE. Passwords are hashed with yescrypt and a fresh salt.
+ *	FILE. The password is stored as the scheme says: USERS_YESCRYPT and
+ *	USERS_SHA512 as a bare crypt(3) string with a fresh salt,
+ *	USERS_SCRAM_SHA256 as "{SCRAM-SHA-256}..." with 16 random octets of
+ *	salt and SCRAM_ITER_DEFAULT rounds (byte for byte what
+ *	`doveadm pw -s SCRAM-SHA-256` writes), USERS_PLAIN as "{PLAIN}password"
+ *	(refused when the password holds ':', CR or LF, which the file cannot
+ *	carry).
  *
  * DIAGNOSTICS
  *	users_load returns -1 with "FILE:LINE: message" or "FILE: message".
@@ -37,11 +62,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../proto/scram.h"
+
 #define USERS_NAME_MAX 320
 
 struct user {
 	char *name;	/* lower case */
-	char *hash;	/* crypt(3) string, "{SCHEME}" prefix removed */
+	char *hash;	/* what follows the "{SCHEME}" prefix */
+	char scheme[24];	/* upper case, without the braces; "" when none */
 };
 
 struct users {
@@ -56,6 +84,14 @@ enum users_verdict {
 	USERS_ERROR,		/* crypt failed: temporary, never a login */
 };
 
+/* How users_add/users_set_password store a password. */
+enum users_scheme {
+	USERS_YESCRYPT = 0,	/* the default */
+	USERS_SHA512,		/* SHA-512-crypt, $6$ */
+	USERS_SCRAM_SHA256,	/* {SCRAM-SHA-256}: AUTH SCRAM-SHA-256, PLAIN, LOGIN */
+	USERS_PLAIN,		/* {PLAIN}: a password-equivalent; for CRAM-MD5 */
+};
+
 int users_load(struct users *u, const char *path, char *err, size_t errlen);
 bool users_exists(const struct users *u, const char *local, const char *domain);
 /* The account named exactly `name` (any case), or NULL. */
@@ -64,11 +100,20 @@ enum users_verdict users_verify(const struct users *u, const char *name,
 				const char *password, size_t password_len);
 void users_free(struct users *u);
 
+/* The account's SCRAM keys: 0 when stored as {SCRAM-SHA-256}, -1 otherwise (other schemes cannot do SCRAM). */
+int users_scram_keys(const struct user *u, struct scram_keys *out);
+/* The account's password-equivalent secret for CRAM-MD5: only {PLAIN}/{CLEAR}; 0 or -1. */
+int users_cram_secret(const struct user *u, const char **secret, size_t *len);
+/* True when at least one account can do SCRAM (so the server may advertise it). */
+bool users_any_scram(const struct users *u);
+/* True when at least one account can do CRAM-MD5. */
+bool users_any_cram(const struct users *u);
+
 /* Editing the file (for `tern user`). */
 int users_add(const char *path, const char *name, const char *password,
-	      char *err, size_t errlen);
+	      enum users_scheme scheme, char *err, size_t errlen);
 int users_set_password(const char *path, const char *name, const char *password,
-		       char *err, size_t errlen);
+		       enum users_scheme scheme, char *err, size_t errlen);
 int users_del(const char *path, const char *name, char *err, size_t errlen);
 
 #endif

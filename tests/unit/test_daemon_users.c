@@ -13,6 +13,19 @@
 #include <crypt.h>
 
 #include "daemon/users.h"
+#include "proto/scram.h"
+
+/* `doveadm pw -s SCRAM-SHA-256 -p pencil` (Dovecot 2.3.19.1), pasted as it came. */
+#define DOVECOT_SCRAM_PENCIL                                                           \
+	"{SCRAM-SHA-256}4096,waQ33rseKJLNYmMtsYQ7Tw==,hI2xnerb5jArS43IPnktxyR9qL1GpY+lpPSFt" \
+	"EQNUUY=,Gg43znpnd+uhZs3gEsi/lW3sQvtT9SfuLrssjSSjJzI="
+/*
+ * pencil at 10000 rounds (doveadm 2.3 ignores -r for SCRAM and always
+ * writes 4096, so this one was made by hand; `doveadm pw -t` accepts it).
+ */
+#define DOVECOT_SCRAM_PENCIL_10000                                                  \
+	"{SCRAM-SHA-256}10000,ABEiM0RVZneImaq7zN3u/w==,NaOaTf5xxhN9+tHpPzagqqbAXDBn41ce8s" \
+	"qWz3Ffl1I=,/QwDX0/bS2lxN/YHJenKBviTXA2V6kzlUfiyZhkBABw="
 
 static char dir[64];
 static char path[128];
@@ -180,6 +193,237 @@ static void test_scheme_prefix_and_sha512(void **state)
 	users_free(&u);
 }
 
+static void test_schemes(void **state)
+{
+	char y[256], text[2048];
+	struct scram_keys k;
+	const struct user *usr;
+	const char *sec;
+	size_t slen;
+	struct users u;
+
+	(void)state;
+	make_hash("pw-crypt", "$y$", y, sizeof y);
+	snprintf(text, sizeof text,
+		 "scram:" DOVECOT_SCRAM_PENCIL "\n"
+		 "scram10k:" DOVECOT_SCRAM_PENCIL_10000 "::extra\n"
+		 "lower:{scram-sha-256}" DOVECOT_SCRAM_PENCIL "\n"
+		 "plain:{PLAIN}pw plain\n"
+		 "clear:{Clear}pw-clear\n"
+		 "cleartext:{CLEARTEXT}!not-locked\n"
+		 "crypt:{CRYPT}%s\n"
+		 "bare:%s\n"
+		 "scramlocked:{SCRAM-SHA-256}!4096,garbage\n"
+		 "plainempty:{PLAIN}\n"
+		 "plainlocked:!{PLAIN}pw plain\n"
+		 "unknown:{SSHA512}c2VjcmV0\n",
+		 y, y);
+	/* fix the "lower" line: the macro carries its own prefix */
+	{
+		char *l = strstr(text, "{scram-sha-256}{SCRAM-SHA-256}");
+
+		assert_non_null(l);
+		memmove(l + 15, l + 30, strlen(l + 30) + 1);
+	}
+	write_file(text, 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+
+	usr = users_find(&u, "scram");
+	assert_string_equal(usr->scheme, "SCRAM-SHA-256");
+	assert_string_equal(usr->hash, DOVECOT_SCRAM_PENCIL + 15);
+	assert_string_equal(users_find(&u, "lower")->scheme, "SCRAM-SHA-256");
+	assert_string_equal(users_find(&u, "plain")->scheme, "PLAIN");
+	assert_string_equal(users_find(&u, "plain")->hash, "pw plain");
+	assert_string_equal(users_find(&u, "clear")->scheme, "CLEAR");
+	assert_string_equal(users_find(&u, "crypt")->scheme, "CRYPT");
+	assert_string_equal(users_find(&u, "crypt")->hash, y);
+	assert_string_equal(users_find(&u, "bare")->scheme, "");
+	assert_string_equal(users_find(&u, "bare")->hash, y);
+	assert_string_equal(users_find(&u, "plainlocked")->scheme, "");
+
+	/* verify: the Dovecot-made SCRAM keys */
+	assert_int_equal(users_verify(&u, "scram", "pencil", 6), USERS_OK);
+	assert_int_equal(users_verify(&u, "SCRAM", "pencil", 6), USERS_OK);
+	assert_int_equal(users_verify(&u, "lower", "pencil", 6), USERS_OK);
+	assert_int_equal(users_verify(&u, "scram10k", "pencil", 6), USERS_OK);
+	assert_int_equal(users_verify(&u, "scram", "pencim", 6), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "scram", "pencil ", 7), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "scram", "pencil\0", 7), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "scram", "", 0), USERS_BAD_PASSWORD);
+	/* plain */
+	assert_int_equal(users_verify(&u, "plain", "pw plain", 8), USERS_OK);
+	assert_int_equal(users_verify(&u, "plain", "pw plai", 7), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "plain", "pw plainx", 9), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "plain", "PW PLAIN", 8), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "clear", "pw-clear", 8), USERS_OK);
+	assert_int_equal(users_verify(&u, "cleartext", "!not-locked", 11), USERS_OK);
+	assert_int_equal(users_verify(&u, "plainempty", "", 0), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "plainlocked", "pw plain", 8), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "plainlocked", "!{PLAIN}pw plain", 16),
+			 USERS_BAD_PASSWORD);
+	/* crypt, with and without the prefix */
+	assert_int_equal(users_verify(&u, "crypt", "pw-crypt", 8), USERS_OK);
+	assert_int_equal(users_verify(&u, "bare", "pw-crypt", 8), USERS_OK);
+	assert_int_equal(users_verify(&u, "crypt", "pencil", 6), USERS_BAD_PASSWORD);
+	/* locked, unknown name, unusable scheme */
+	assert_int_equal(users_verify(&u, "scramlocked", "pencil", 6), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "nobody", "pencil", 6), USERS_BAD_PASSWORD);
+	/* a scheme tern does not know goes to crypt(3), which here reads DES: no match */
+	assert_int_equal(users_verify(&u, "unknown", "secret", 6), USERS_BAD_PASSWORD);
+	/* the password of one scheme is not taken by another */
+	assert_int_equal(users_verify(&u, "plain", "pencil", 6), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "scram", "pw plain", 8), USERS_BAD_PASSWORD);
+
+	/* what SCRAM and CRAM-MD5 can use */
+	assert_int_equal(users_scram_keys(users_find(&u, "scram"), &k), 0);
+	assert_int_equal(k.iter, 4096);
+	assert_int_equal(k.salt_len, 16);
+	assert_int_equal(users_scram_keys(users_find(&u, "scram10k"), &k), 0);
+	assert_int_equal(k.iter, 10000);
+	assert_int_equal(users_scram_keys(users_find(&u, "scramlocked"), &k), -1);
+	assert_int_equal(users_scram_keys(users_find(&u, "plain"), &k), -1);
+	assert_int_equal(users_scram_keys(users_find(&u, "crypt"), &k), -1);
+	assert_int_equal(users_scram_keys(NULL, &k), -1);
+	assert_int_equal(users_cram_secret(users_find(&u, "plain"), &sec, &slen), 0);
+	assert_int_equal(slen, 8);
+	assert_memory_equal(sec, "pw plain", 8);
+	assert_int_equal(users_cram_secret(users_find(&u, "clear"), &sec, &slen), 0);
+	assert_int_equal(users_cram_secret(users_find(&u, "cleartext"), &sec, &slen), 0);
+	assert_int_equal(users_cram_secret(users_find(&u, "plainempty"), &sec, &slen), -1);
+	assert_int_equal(users_cram_secret(users_find(&u, "plainlocked"), &sec, &slen), -1);
+	assert_int_equal(users_cram_secret(users_find(&u, "scram"), &sec, &slen), -1);
+	assert_int_equal(users_cram_secret(users_find(&u, "crypt"), &sec, &slen), -1);
+	assert_int_equal(users_cram_secret(NULL, &sec, &slen), -1);
+	assert_true(users_any_scram(&u));
+	assert_true(users_any_cram(&u));
+	users_free(&u);
+
+	/* neither: a crypt-only file, a locked SCRAM one, an empty PLAIN one */
+	snprintf(text, sizeof text,
+		 "a:%s\nb:{SCRAM-SHA-256}*\nc:{PLAIN}\nd:!{PLAIN}x\n", y);
+	write_file(text, 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_false(users_any_scram(&u));
+	assert_false(users_any_cram(&u));
+	users_free(&u);
+	write_file("", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_false(users_any_scram(&u));
+	assert_false(users_any_cram(&u));
+	users_free(&u);
+}
+
+static void test_scheme_errors(void **state)
+{
+	static const char *const bad_scram[] = {
+		"4096,waQ33rseKJLNYmMtsYQ7Tw==,hI2xnerb5jArS43IPnktxyR9qL1GpY+lpPSFtEQNUUY=",
+		"1000,waQ33rseKJLNYmMtsYQ7Tw==,hI2xnerb5jArS43IPnktxyR9qL1GpY+lpPSFtEQNUUY=,"
+		"Gg43znpnd+uhZs3gEsi/lW3sQvtT9SfuLrssjSSjJzI=",
+		"4096,c2FsdA==,hI2xnerb5jArS43IPnktxyR9qL1GpY+lpPSFtEQNUUY=,"
+		"Gg43znpnd+uhZs3gEsi/lW3sQvtT9SfuLrssjSSjJzI=",
+		"pencil",
+	};
+	char text[512], want[512];
+	struct users u;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad_scram / sizeof bad_scram[0]; i++) {
+		snprintf(text, sizeof text, "# c\nalice:{SCRAM-SHA-256}%s\n", bad_scram[i]);
+		write_file(text, 0600);
+		assert_int_equal(users_load(&u, path, err, sizeof err), -1);
+		snprintf(want, sizeof want,
+			 "%s:2: {SCRAM-SHA-256} value is not ITER,SALT,STOREDKEY,SERVERKEY "
+			 "(ITER 4096..10000000, a salt of 16..64 octets)", path);
+		assert_string_equal(err, want);
+	}
+	write_file("alice:{ABCDEFGHIJKLMNOPQRSTUVWXYZ}x\n", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), -1);
+	snprintf(want, sizeof want, "%s:1: password scheme name too long", path);
+	assert_string_equal(err, want);
+	/* 23 characters is fine; "{" without "}" is no scheme */
+	write_file("alice:{ABCDEFGHIJKLMNOPQRSTUVW}x\nbob:{x\ncarol:{}y\n", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_string_equal(users_find(&u, "alice")->scheme, "ABCDEFGHIJKLMNOPQRSTUVW");
+	assert_string_equal(users_find(&u, "bob")->scheme, "");
+	assert_string_equal(users_find(&u, "bob")->hash, "{x");
+	assert_string_equal(users_find(&u, "carol")->scheme, "");
+	assert_string_equal(users_find(&u, "carol")->hash, "y");
+	users_free(&u);
+}
+
+static void test_edit_schemes(void **state)
+{
+	struct users u;
+	struct scram_keys k, d;
+	const char *text, *sec;
+	size_t slen;
+
+	(void)state;
+	assert_int_equal(users_add(path, "y", "pw y", USERS_YESCRYPT, err, sizeof err), 0);
+	assert_int_equal(users_add(path, "s6", "pw s6", USERS_SHA512, err, sizeof err), 0);
+	assert_int_equal(users_add(path, "sc", "pw sc", USERS_SCRAM_SHA256, err, sizeof err), 0);
+	assert_int_equal(users_add(path, "pl", "pw pl", USERS_PLAIN, err, sizeof err), 0);
+	assert_int_equal(users_add(path, "p2", "a:b", USERS_PLAIN, err, sizeof err), -1);
+	assert_non_null(strstr(err, "cannot contain ':'"));
+	assert_int_equal(users_add(path, "p2", "a\rb", USERS_PLAIN, err, sizeof err), -1);
+	assert_int_equal(users_add(path, "p2", "", USERS_PLAIN, err, sizeof err), -1);
+	assert_int_equal(users_add(path, "p2", "", USERS_SCRAM_SHA256, err, sizeof err), -1);
+	assert_int_equal(file_mode(), 0600);
+	text = read_text();
+	assert_non_null(strstr(text, "y:$y$"));
+	assert_non_null(strstr(text, "\ns6:$6$"));
+	assert_non_null(strstr(text, "\nsc:{SCRAM-SHA-256}4096,"));
+	assert_non_null(strstr(text, "\npl:{PLAIN}pw pl\n"));
+	/* the SCRAM line has Dovecot's shape: 4096,24,44,44 characters */
+	{
+		const char *l = strstr(text, "\nsc:{SCRAM-SHA-256}") + 19;
+		size_t len = strcspn(l, "\n");
+
+		assert_int_equal(len, 4 + 1 + 24 + 1 + 44 + 1 + 44);
+	}
+
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_int_equal(users_verify(&u, "y", "pw y", 4), USERS_OK);
+	assert_int_equal(users_verify(&u, "s6", "pw s6", 5), USERS_OK);
+	assert_int_equal(users_verify(&u, "sc", "pw sc", 5), USERS_OK);
+	assert_int_equal(users_verify(&u, "sc", "pw sC", 5), USERS_BAD_PASSWORD);
+	assert_int_equal(users_verify(&u, "pl", "pw pl", 5), USERS_OK);
+	assert_int_equal(users_scram_keys(users_find(&u, "sc"), &k), 0);
+	assert_int_equal(k.iter, SCRAM_ITER_DEFAULT);
+	assert_int_equal(k.salt_len, 16);
+	assert_int_equal(scram_derive("pw sc", 5, k.salt, k.salt_len, k.iter, &d), 0);
+	assert_memory_equal(d.stored_key, k.stored_key, 32);
+	assert_memory_equal(d.server_key, k.server_key, 32);
+	assert_int_equal(users_cram_secret(users_find(&u, "pl"), &sec, &slen), 0);
+	assert_int_equal(slen, 5);
+	users_free(&u);
+
+	/* passwd changes the scheme as told, keeping further fields */
+	{
+		char buf[4096];
+
+		snprintf(buf, sizeof buf, "%sextra:{CRYPT}$6$x$y:1000:1000\n", read_text());
+		write_file(buf, 0600);
+	}
+	assert_int_equal(users_set_password(path, "extra", "new", USERS_SCRAM_SHA256, err,
+					    sizeof err), 0);
+	assert_int_equal(users_set_password(path, "sc", "pw plain now", USERS_PLAIN, err,
+					    sizeof err), 0);
+	assert_int_equal(users_set_password(path, "pl", "pw y now", USERS_YESCRYPT, err,
+					    sizeof err), 0);
+	text = read_text();
+	assert_non_null(strstr(text, "\nextra:{SCRAM-SHA-256}4096,"));
+	assert_non_null(strstr(text, ":1000:1000\n"));
+	assert_non_null(strstr(text, "\nsc:{PLAIN}pw plain now\n"));
+	assert_non_null(strstr(text, "\npl:$y$"));
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_int_equal(users_verify(&u, "extra", "new", 3), USERS_OK);
+	assert_int_equal(users_verify(&u, "sc", "pw plain now", 12), USERS_OK);
+	assert_int_equal(users_verify(&u, "pl", "pw y now", 8), USERS_OK);
+	assert_int_equal(users_verify(&u, "pl", "pw pl", 5), USERS_BAD_PASSWORD);
+	users_free(&u);
+}
+
 static void test_mode_refused(void **state)
 {
 	char want[512];
@@ -223,7 +467,8 @@ static void test_edit_round_trip(void **state)
 
 	(void)state;
 	/* add creates the file */
-	assert_int_equal(users_add(path, "Alice@Example.com", "first pw", err, sizeof err), 0);
+	assert_int_equal(users_add(path, "Alice@Example.com", "first pw", USERS_YESCRYPT, err,
+				   sizeof err), 0);
 	assert_int_equal(file_mode(), 0600);
 	text = read_text();
 	assert_true(strncmp(text, "alice@example.com:$y$", 21) == 0);
@@ -235,13 +480,13 @@ static void test_edit_round_trip(void **state)
 		snprintf(buf, sizeof buf, "# the users\n%sbob:{CRYPT}$6$x$y:extra\n", text);
 		write_file(buf, 0600);
 	}
-	assert_int_equal(users_add(path, "carol", "carol pw", err, sizeof err), 0);
+	assert_int_equal(users_add(path, "carol", "carol pw", USERS_YESCRYPT, err, sizeof err), 0);
 	assert_int_equal(file_mode(), 0600);
-	assert_int_equal(users_add(path, "ALICE@example.com", "x", err, sizeof err), -1);
+	assert_int_equal(users_add(path, "ALICE@example.com", "x", USERS_YESCRYPT, err, sizeof err), -1);
 	assert_string_equal(err, "user alice@example.com exists; use tern user passwd");
-	assert_int_equal(users_add(path, "bad name", "x", err, sizeof err), -1);
-	assert_int_equal(users_add(path, "bad:name", "x", err, sizeof err), -1);
-	assert_int_equal(users_add(path, "dave", "", err, sizeof err), -1);
+	assert_int_equal(users_add(path, "bad name", "x", USERS_YESCRYPT, err, sizeof err), -1);
+	assert_int_equal(users_add(path, "bad:name", "x", USERS_YESCRYPT, err, sizeof err), -1);
+	assert_int_equal(users_add(path, "dave", "", USERS_YESCRYPT, err, sizeof err), -1);
 
 	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
 	assert_int_equal(u.n, 3);
@@ -250,10 +495,10 @@ static void test_edit_round_trip(void **state)
 	users_free(&u);
 
 	/* passwd */
-	assert_int_equal(users_set_password(path, "alice@EXAMPLE.com", "second pw", err,
+	assert_int_equal(users_set_password(path, "alice@EXAMPLE.com", "second pw", USERS_YESCRYPT, err,
 					    sizeof err), 0);
 	assert_int_equal(file_mode(), 0600);
-	assert_int_equal(users_set_password(path, "nobody", "x", err, sizeof err), -1);
+	assert_int_equal(users_set_password(path, "nobody", "x", USERS_YESCRYPT, err, sizeof err), -1);
 	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
 	assert_int_equal(users_verify(&u, "alice@example.com", "first pw", 8),
 			 USERS_BAD_PASSWORD);
@@ -276,7 +521,7 @@ static void test_edit_round_trip(void **state)
 	/* passwd/del need the file */
 	unlink(path);
 	assert_int_equal(users_del(path, "bob", err, sizeof err), -1);
-	assert_int_equal(users_set_password(path, "bob", "x", err, sizeof err), -1);
+	assert_int_equal(users_set_password(path, "bob", "x", USERS_YESCRYPT, err, sizeof err), -1);
 }
 
 int main(void)
@@ -285,6 +530,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_exists_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheme_prefix_and_sha512, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scheme_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_edit_schemes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mode_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edit_round_trip, setup, teardown),
