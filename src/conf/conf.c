@@ -34,6 +34,7 @@ enum knob_kind {
 	K_LISTEN,
 	K_DELIVER,
 	K_SNI,
+	K_MECHS,
 };
 
 struct knob {
@@ -677,6 +678,34 @@ static int set_deliver(struct ctx *x)
 	return 0;
 }
 
+/* "auth_mechanisms MECH...": known names, any case, into AUTH_MECH_* bits. */
+static int set_mechs(struct ctx *x)
+{
+	static const struct { const char *name; unsigned bit; } mechs[] = {
+		{ "PLAIN", AUTH_MECH_PLAIN }, { "LOGIN", AUTH_MECH_LOGIN },
+		{ "SCRAM-SHA-256", AUTH_MECH_SCRAM_SHA256 }, { "CRAM-MD5", AUTH_MECH_CRAM_MD5 },
+	};
+	unsigned bits = 0;
+	char *w;
+	size_t i;
+	int r;
+
+	if (need(x, &w) < 0)
+		return -1;
+	do {
+		for (i = 0; i < sizeof mechs / sizeof mechs[0] && strcasecmp(w, mechs[i].name) != 0; i++)
+			;
+		if (i == sizeof mechs / sizeof mechs[0])
+			return fail(x, "unknown mechanism " SHOWFMT
+				       " (one of: PLAIN, LOGIN, SCRAM-SHA-256, CRAM-MD5)", SHOW(w));
+		bits |= mechs[i].bit;
+	} while ((r = next(x, &w)) > 0);
+	if (r < 0)
+		return -1;
+	x->c->auth_mechs = bits;
+	return 0;
+}
+
 /* "tls_sni CERT KEY": repeatable; the names come from the certificate. */
 static int set_sni(struct ctx *x)
 {
@@ -785,6 +814,8 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 	x->seen[i] = x->line;
 	if (x->k->kind == K_DELIVER)
 		return set_deliver(x);
+	if (x->k->kind == K_MECHS)
+		return set_mechs(x);
 	return need(x, &kw) < 0 || end(x) < 0 ? -1 : set_scalar(x, kw);
 }
 
@@ -806,6 +837,7 @@ void conf_defaults(struct conf *c)
 	}
 	memcpy(c->domains[0], "localhost", sizeof "localhost");
 	c->ndomains = 1;
+	c->auth_mechs = AUTH_MECH_PLAIN | AUTH_MECH_LOGIN | AUTH_MECH_SCRAM_SHA256;
 	for (i = 0; i < sizeof default_listeners / sizeof default_listeners[0]; i++)
 		c->listeners[i] = (struct listener_conf){
 			.port = default_listeners[i].port,
@@ -949,6 +981,7 @@ int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen)
 		return -1;
 	if (c->nlisteners == 0)
 		return fail(&x, "no listener: nothing would accept mail");
+
 	/* A certificate without its key (or the reverse) is half a setting. */
 	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0'))
 		return fail(&x, c->tls_cert[0] ? "tls_cert is set but tls_key is not: give both, or neither for a self-signed certificate"

@@ -68,6 +68,14 @@ enum listener_tls {
 	LISTEN_TLS_IMPLICIT,	/* TLS from the first byte */
 };
 
+/* SASL mechanisms (auth_mechanisms). */
+enum {
+	AUTH_MECH_PLAIN = 1 << 0,
+	AUTH_MECH_LOGIN = 1 << 1,
+	AUTH_MECH_SCRAM_SHA256 = 1 << 2,
+	AUTH_MECH_CRAM_MD5 = 1 << 3,
+};
+
 /* A listener's AUTH policy (RFC 4954). */
 enum listener_auth {
 	LISTEN_AUTH_NONE = 0,	/* not offered (502) */
@@ -124,6 +132,8 @@ struct conf {
 	enum data_bare_policy bare_newline;
 	uint32_t queue_retry;		/* seconds between local delivery retries */
 	uint32_t queue_lifetime;	/* seconds before a message is given up */
+	unsigned auth_mechs;		/* AUTH_MECH_* bits (auth_mechanisms) */
+	char auth_dovecot[CONF_PATH_MAX]; /* "": the users file checks logins */
 	unsigned auth_max_failures;	/* per address, in the window; then locked */
 	uint32_t auth_failure_window;	/* seconds */
 	uint32_t auth_lockout;		/* seconds */

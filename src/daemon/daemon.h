@@ -20,6 +20,7 @@
 #define TERN_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -45,6 +46,7 @@ struct daemon {
 	struct connlimit *connlimit;
 	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* made before fork: every child shares keys and tickets */
+	uint8_t auth_secret[32];	/* DATA_DIR/auth.secret: SCRAM's made-up salts stay stable */
 	unsigned nworkers;
 	struct listen_sock *socks;	/* nworkers rows of nsocks */
 	size_t nsocks;

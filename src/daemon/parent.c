@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "../lib/log.h"
 #include "../lib/tls.h"
 #include "../spool/spool.h"
@@ -283,6 +285,45 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * 32 random bytes kept in DATA_DIR/auth.secret (0600): SCRAM answers an
+ * unknown name with a salt derived from it, the same in every worker and
+ * after a restart, so the salt does not tell which names exist.
+ */
+static void load_auth_secret(struct daemon *d)
+{
+	char path[CONF_PATH_MAX + 32];
+	ssize_t n = 0;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/auth.secret", d->conf.data_dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, d->auth_secret, sizeof d->auth_secret);
+		close(fd);
+	}
+	if (n == (ssize_t)sizeof d->auth_secret)
+		return;
+	if (RAND_bytes(d->auth_secret, sizeof d->auth_secret) != 1)
+		fatal("event=start-failed error=\"no random bytes for %s\"", path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, d->auth_secret, sizeof d->auth_secret) != (ssize_t)sizeof d->auth_secret ||
+	    fsync(fd) < 0)
+		log_event(LOG_WARN, "event=auth-secret-write-failed path=%s error=\"%s\"", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A Dovecot socket that is not there yet is not fatal (Dovecot may start
+ * later; each login says 454 meanwhile), but it is worth a line. */
+static void check_dovecot(const struct conf *c)
+{
+	struct stat st;
+
+	if (c->auth_dovecot[0] != '\0' && (stat(c->auth_dovecot, &st) < 0 || !S_ISSOCK(st.st_mode)))
+		log_event(LOG_WARN, "event=auth-dovecot-missing socket=%s hint=\"logins get 454 until Dovecot listens there\"",
+			  c->auth_dovecot);
+}
+
 /* Children: index 0..nworkers-1 are workers, nworkers is the queue. */
 struct child {
 	pid_t pid;
@@ -468,6 +509,7 @@ static int load_new(const struct daemon *d, struct conf *nc, struct users *nu, S
 	memset(nu, 0, sizeof *nu);
 	if (nc->users_file[0] != '\0' && users_load(nu, nc->users_file, err, errlen) < 0)
 		return -1;
+	check_dovecot(nc);
 	if ((*nt = tls_server_ctx(nc, d->tls, err, errlen)) == NULL) {
 		users_free(nu);
 		return -1;
@@ -588,6 +630,8 @@ int parent_run(struct daemon *d)
 	if (d->conf.users_file[0] != '\0' &&
 	    users_load(&d->users, d->conf.users_file, err, sizeof err) < 0)
 		fatal("event=start-failed error=\"%s\"", err);
+	load_auth_secret(d);
+	check_dovecot(&d->conf);
 	if ((d->tls = tls_server_ctx(&d->conf, NULL, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->authlimit = authlimit_create()) == NULL)

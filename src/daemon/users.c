@@ -385,20 +385,31 @@ int users_cram_secret(const struct user *u, const char **secret, size_t *len)
 	return 0;
 }
 
-bool users_any_scram(const struct users *u)
+/* Every account that can log in at all is of kind k (and there is one). */
+static bool all_of(const struct users *u, enum kind k)
 {
-	for (size_t i = 0; i < u->n; i++)
-		if (kind_of(&u->v[i]) == K_SCRAM)
-			return true;
-	return false;
+	size_t usable = 0;
+
+	for (size_t i = 0; i < u->n; i++) {
+		enum kind ki = kind_of(&u->v[i]);
+
+		if (ki == K_NONE)
+			continue;
+		if (ki != k)
+			return false;
+		usable++;
+	}
+	return usable > 0;
 }
 
-bool users_any_cram(const struct users *u)
+bool users_all_scram(const struct users *u)
 {
-	for (size_t i = 0; i < u->n; i++)
-		if (kind_of(&u->v[i]) == K_PLAIN)
-			return true;
-	return false;
+	return all_of(u, K_SCRAM);
+}
+
+bool users_all_cram(const struct users *u)
+{
+	return all_of(u, K_PLAIN);
 }
 
 void users_free(struct users *u)

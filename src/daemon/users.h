@@ -39,7 +39,7 @@
  *	comparisons are constant-time.
  *
  *	users_scram_keys and users_cram_secret give what SCRAM-SHA-256 and
- *	CRAM-MD5 need; users_any_scram/users_any_cram say whether any
+ *	CRAM-MD5 need; users_all_scram/users_all_cram say whether every
  *	(unlocked) account can do them, so the server knows what to offer.
  *
  *	users_add/users_set_password/users_del change the file: the new
@@ -104,10 +104,14 @@ void users_free(struct users *u);
 int users_scram_keys(const struct user *u, struct scram_keys *out);
 /* The account's password-equivalent secret for CRAM-MD5: only {PLAIN}/{CLEAR}; 0 or -1. */
 int users_cram_secret(const struct user *u, const char **secret, size_t *len);
-/* True when at least one account can do SCRAM (so the server may advertise it). */
-bool users_any_scram(const struct users *u);
-/* True when at least one account can do CRAM-MD5. */
-bool users_any_cram(const struct users *u);
+/*
+ * True when every account that can log in can do SCRAM-SHA-256 (resp.
+ * CRAM-MD5). Only then may the server advertise the mechanism: clients
+ * pick the strongest one offered, and an account stored as crypt(3) could
+ * never log in with it.
+ */
+bool users_all_scram(const struct users *u);
+bool users_all_cram(const struct users *u);
 
 /* Editing the file (for `tern user`). */
 int users_add(const char *path, const char *name, const char *password,

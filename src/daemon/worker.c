@@ -106,6 +106,8 @@ void worker_main(struct daemon *d, unsigned index, unsigned slot)
 	the_worker.connlimit = d->connlimit;
 	the_worker.authlimit = d->authlimit;
 	the_worker.tls = d->tls;
+	the_worker.auth_mechs = auth_setup(&d->conf, &d->users);
+	memcpy(the_worker.auth_secret, d->auth_secret, sizeof the_worker.auth_secret);
 	the_worker.index = slot;
 	the_worker.on_idle = on_idle;
 	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, slot) < 0)

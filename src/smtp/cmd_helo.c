@@ -70,8 +70,10 @@ void cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 	 * where the listener takes it (DESIGN.md invariant 5). */
 	if (s->w->tls != NULL && s->ssl == NULL && s->lc->tls != LISTEN_TLS_NONE)
 		session_send_raw(s, "250-STARTTLS\r\n");
-	if (auth_offered(s))
-		session_send_raw(s, "250-AUTH PLAIN LOGIN\r\n");
+	if (auth_offered(s)) {
+		auth_ehlo_line(s, line, sizeof line);
+		session_send_raw(s, line);
+	}
 	session_send_raw(s, "250-8BITMIME\r\n"
 			    "250-ENHANCEDSTATUSCODES\r\n"
 			    "250-SMTPUTF8\r\n"

@@ -95,6 +95,7 @@ void session_unref(struct session *s)
 	if (--s->refs > 0)
 		return;
 	SSL_free(s->ssl); /* and its two BIOs */
+	auth_exchange_free(s);
 	buf_free(&s->tlsout);
 	buf_free(&s->in);
 	buf_free(&s->out);
@@ -131,6 +132,20 @@ static bool peer_is_loopback(const struct session *s)
 	if (IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
 		return true;
 	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && a6->sin6_addr.s6_addr[12] == 127;
+}
+
+void session_local_ip(struct session *s, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+
+	out[0] = '\0';
+	if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)&ss, out, cap);
+	else if (ss.ss_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)&ss, out, cap);
 }
 
 bool session_auth_secure(const struct session *s)

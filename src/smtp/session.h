@@ -62,6 +62,8 @@ struct worker {
 	struct connlimit *connlimit;
 	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* NULL: no TLS (STARTTLS answers 454) */
+	unsigned auth_mechs;		/* AUTH_MECH_* usable here (auth_setup) */
+	uint8_t auth_secret[32];	/* same in every worker: SCRAM fake salts */
 	struct spool spool;
 	unsigned index;
 	unsigned nsessions;
@@ -87,7 +89,13 @@ enum auth_step {
 	AUTH_STEP_PLAIN,	/* waiting for the PLAIN message */
 	AUTH_STEP_LOGIN_USER,	/* LOGIN: waiting for the user name */
 	AUTH_STEP_LOGIN_PASS,	/* LOGIN: waiting for the password */
+	AUTH_STEP_SCRAM_FIRST,	/* SCRAM-SHA-256: client-first-message */
+	AUTH_STEP_SCRAM_FINAL,	/* SCRAM-SHA-256: client-final-message */
+	AUTH_STEP_SCRAM_ACK,	/* SCRAM-SHA-256: empty response to server-final */
+	AUTH_STEP_CRAM,		/* CRAM-MD5: "user digest" */
 };
+
+struct auth_exchange;	/* cmd_auth.c: state of a multi-step mechanism */
 
 struct rcpt {
 	struct mailbox mb;
@@ -154,6 +162,7 @@ struct session {
 	char auth_user[USERS_NAME_MAX + 1];	/* "" until 235 */
 	enum auth_step auth_step;
 	char auth_login_user[USERS_NAME_MAX + 1]; /* LOGIN's first answer */
+	struct auth_exchange *ax;	/* SCRAM, CRAM-MD5: malloc'd for one exchange */
 
 	struct transaction tx;
 
@@ -198,6 +207,8 @@ void session_log(struct session *s, const char *event, const char *fmt, ...)
 /* AUTH may be taken here: inside TLS, or in plaintext from loopback when
  * the listener says plaintext_auth loopback (DESIGN.md invariant 5). */
 bool session_auth_secure(const struct session *s);
+/* The address the client connected to, for logs and Dovecot's lip=. */
+void session_local_ip(struct session *s, char *out, size_t cap);
 
 /* STARTTLS (RFC 3207 4.2): forget everything said in plaintext, drop any
  * input already buffered, and start the handshake on the next bytes. */
@@ -228,6 +239,13 @@ void cmd_etrn(struct session *s, const struct smtp_cmd *c);
 void auth_response(struct session *s, const uint8_t *line, size_t len);
 /* Whether the EHLO reply offers AUTH here and now. */
 bool auth_offered(const struct session *s);
+/* The EHLO keyword line for AUTH ("250-AUTH PLAIN LOGIN\r\n") into out. */
+void auth_ehlo_line(const struct session *s, char *out, size_t cap);
+/* A worker's usable mechanisms: the configured ones that every account
+ * (or the Dovecot backend) can use. */
+unsigned auth_setup(const struct conf *c, const struct users *u);
+/* End a multi-step exchange (session end, or done). */
+void auth_exchange_free(struct session *s);
 
 /* DATA and BDAT bytes (cmd_data.c), called by session_process. */
 size_t data_input(struct session *s, const uint8_t *p, size_t n);

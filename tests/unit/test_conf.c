@@ -432,6 +432,23 @@ static void test_listen_policy(void **state)
 	}
 }
 
+static void test_auth_mechanisms(void **state)
+{
+	(void)state;
+	conf_defaults(&c);
+	assert_int_equal(c.auth_mechs, AUTH_MECH_PLAIN | AUTH_MECH_LOGIN | AUTH_MECH_SCRAM_SHA256);
+	expect_ok("auth_mechanisms plain cram-md5\n");
+	assert_int_equal(c.auth_mechs, AUTH_MECH_PLAIN | AUTH_MECH_CRAM_MD5);
+	expect_ok("auth_mechanisms SCRAM-SHA-256   # strongest only\n");
+	assert_int_equal(c.auth_mechs, AUTH_MECH_SCRAM_SHA256);
+	conf_defaults(&c);
+	assert_int_equal(load("\nauth_mechanisms PLAIN DIGEST-MD5\n"), -1);
+	assert_string_equal(err, "ternd.conf:2: auth_mechanisms: unknown mechanism 'DIGEST-MD5' "
+				 "(one of: PLAIN, LOGIN, SCRAM-SHA-256, CRAM-MD5)");
+	assert_int_equal(load("auth_mechanisms\n"), -1);
+	assert_int_equal(load("auth_mechanisms PLAIN\nauth_mechanisms LOGIN\n"), -1);
+}
+
 static void test_listen_replaces_defaults(void **state)
 {
 	(void)state;
@@ -867,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_listen_policy),
+		cmocka_unit_test(test_auth_mechanisms),
 		cmocka_unit_test(test_listen_replaces_defaults),
 		cmocka_unit_test(test_listen_privileged),
 		cmocka_unit_test(test_listen_overlap),

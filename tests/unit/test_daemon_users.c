@@ -294,8 +294,24 @@ static void test_schemes(void **state)
 	assert_int_equal(users_cram_secret(users_find(&u, "scram"), &sec, &slen), -1);
 	assert_int_equal(users_cram_secret(users_find(&u, "crypt"), &sec, &slen), -1);
 	assert_int_equal(users_cram_secret(NULL, &sec, &slen), -1);
-	assert_true(users_any_scram(&u));
-	assert_true(users_any_cram(&u));
+	/* a mixed file: neither may be offered */
+	assert_false(users_all_scram(&u));
+	assert_false(users_all_cram(&u));
+	users_free(&u);
+
+	/* every usable account SCRAM (locked ones do not count), or every one PLAIN */
+	snprintf(text, sizeof text, "%s", "s1:{SCRAM-SHA-256}4096,waQ33rseKJLNYmMtsYQ7Tw==,"
+		 "hI2xnerb5jArS43IPnktxyR9qL1GpY+lpPSFtEQNUUY=,Gg43znpnd+uhZs3gEsi/lW3sQvtT9SfuLrssjSSjJzI=\n"
+		 "s2:{SCRAM-SHA-256}*\n");
+	write_file(text, 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_true(users_all_scram(&u));
+	assert_false(users_all_cram(&u));
+	users_free(&u);
+	write_file("p1:{PLAIN}one\np2:{CLEAR}two\n", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	assert_false(users_all_scram(&u));
+	assert_true(users_all_cram(&u));
 	users_free(&u);
 
 	/* neither: a crypt-only file, a locked SCRAM one, an empty PLAIN one */
@@ -303,13 +319,13 @@ static void test_schemes(void **state)
 		 "a:%s\nb:{SCRAM-SHA-256}*\nc:{PLAIN}\nd:!{PLAIN}x\n", y);
 	write_file(text, 0600);
 	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
-	assert_false(users_any_scram(&u));
-	assert_false(users_any_cram(&u));
+	assert_false(users_all_scram(&u));
+	assert_false(users_all_cram(&u));
 	users_free(&u);
 	write_file("", 0600);
 	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
-	assert_false(users_any_scram(&u));
-	assert_false(users_any_cram(&u));
+	assert_false(users_all_scram(&u));
+	assert_false(users_all_cram(&u));
 	users_free(&u);
 }
 
