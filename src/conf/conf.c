@@ -35,6 +35,9 @@ enum knob_kind {
 	K_DELIVER,
 	K_SNI,
 	K_MECHS,
+	K_TLSPOL,
+	K_RELAY,
+	K_ADDRS,
 };
 
 struct knob {
@@ -651,6 +654,33 @@ static int set_listen(struct ctx *x)
 	return 0;
 }
 
+/* "lmtp unix:/path" or "lmtp HOST:PORT" (a numeric address or a name). */
+static int set_lmtp(struct ctx *x, char *tok)
+{
+	struct conf *c = x->c;
+	char *colon = strrchr(tok, ':');
+	size_t n = strlen(tok);
+	char *end;
+	unsigned long port;
+
+	if (strncmp(tok, "unix:", 5) == 0) {
+		if (tok[5] != '/')
+			return fail(x, "LMTP socket " SHOWFMT " must be an absolute path (unix:/run/dovecot/lmtp)",
+				    SHOW(tok));
+	} else {
+		if (colon == NULL || colon == tok)
+			return fail(x, "LMTP address " SHOWFMT " is neither unix:/PATH nor HOST:PORT", SHOW(tok));
+		port = strtoul(colon + 1, &end, 10);
+		if (*end != '\0' || colon[1] == '\0' || port == 0 || port > 65535)
+			return fail(x, "LMTP address " SHOWFMT ": the port must be 1 to 65535", SHOW(tok));
+	}
+	if (n >= sizeof c->lmtp)
+		return fail(x, "LMTP address longer than %zu bytes", sizeof c->lmtp - 1);
+	memcpy(c->lmtp, tok, n + 1);
+	c->deliver = DELIVER_LMTP;
+	return 0;
+}
+
 static int set_deliver(struct ctx *x)
 {
 	struct conf *c = x->c;
@@ -659,8 +689,10 @@ static int set_deliver(struct ctx *x)
 
 	if (need(x, &tok) < 0)
 		return -1;
+	if (strcmp(tok, "lmtp") == 0)
+		return need(x, &tok) < 0 || end(x) < 0 ? -1 : set_lmtp(x, tok);
 	if (strcmp(tok, "maildir") != 0)
-		return fail(x, "unknown method " SHOWFMT " (one of: maildir)", SHOW(tok));
+		return fail(x, "unknown method " SHOWFMT " (one of: maildir, lmtp)", SHOW(tok));
 	if (need(x, &tok) < 0 || end(x) < 0)
 		return -1;
 	if (*tok == '\0')
@@ -675,7 +707,183 @@ static int set_deliver(struct ctx *x)
 	if (n >= sizeof c->maildir)
 		return fail(x, "template longer than %zu bytes", sizeof c->maildir - 1);
 	memcpy(c->maildir, tok, n + 1);
+	c->deliver = DELIVER_MAILDIR;
 	return 0;
+}
+
+static const char *const tls_level_names[] = { "may", "encrypt", "verify" };
+
+/* "smtp_tls_policy DOMAIN may|encrypt|verify": repeatable, one per domain. */
+static int set_tls_policy(struct ctx *x)
+{
+	struct conf *c = x->c;
+	struct tls_policy_conf *t;
+	const char *why;
+	char *dom, *lvl;
+	unsigned v;
+
+	if (need(x, &dom) < 0 || need(x, &lvl) < 0 || end(x) < 0)
+		return -1;
+	if ((why = domain_problem(dom)) != NULL)
+		return fail(x, SHOWFMT " is not a valid domain: it %s", SHOW(dom), why);
+	if (pick(x, "level", lvl, tls_level_names, 3, &v) < 0)
+		return -1;
+	lower(dom);
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		if (strcmp(c->tls_policies[i].domain, dom) == 0)
+			return fail(x, "a policy for " SHOWFMT " is given twice", SHOW(dom));
+	if (c->ntls_policies == CONF_MAX_TLS_POLICIES)
+		return fail(x, "more than %d policies", CONF_MAX_TLS_POLICIES);
+	t = &c->tls_policies[c->ntls_policies++];
+	snprintf(t->domain, sizeof t->domain, "%s", dom);
+	t->level = (enum smtp_tls_level)v;
+	return 0;
+}
+
+static const char *const relay_mode_names[] = { "starttls", "tls", "plain" };
+
+/* "PORT/MODE,PORT/MODE...": the smarthost ports in the order to try. */
+static int relay_ports(struct ctx *x, struct relay_conf *r, char *list)
+{
+	char *save = NULL, *item;
+	unsigned v;
+
+	r->nports = 0;
+	for (item = strtok_r(list, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+		char *slash = strchr(item, '/'), *endp;
+		unsigned long port;
+
+		if (slash == NULL)
+			return fail(x, "fallback " SHOWFMT ": write PORT/MODE, e.g. 465/tls", SHOW(item));
+		*slash = '\0';
+		port = strtoul(item, &endp, 10);
+		if (*endp != '\0' || port == 0 || port > 65535)
+			return fail(x, "fallback port " SHOWFMT " is not 1 to 65535", SHOW(item));
+		if (pick(x, "mode", slash + 1, relay_mode_names, 3, &v) < 0)
+			return -1;
+		if (r->nports == CONF_MAX_RELAY_PORTS)
+			return fail(x, "more than %d fallback ports", CONF_MAX_RELAY_PORTS);
+		r->ports[r->nports++] = (struct relay_port){ (uint16_t)port, (enum relay_mode)v };
+	}
+	return r->nports > 0 ? 0 : fail(x, "fallback: no ports given");
+}
+
+/*
+ * "relay smarthost HOST [port N] [starttls|tls|plain] [auth USER FILE]
+ * [fallback PORT/MODE,...]". Without port, the ports are tried in the
+ * fallback order (default 587/starttls, 465/tls, 2525/starttls); with a
+ * port, that one first, then the rest of the order.
+ */
+static int set_relay(struct ctx *x)
+{
+	static const struct relay_port dflt[] = {
+		{ 587, RELAY_STARTTLS }, { 465, RELAY_TLS }, { 2525, RELAY_STARTTLS },
+	};
+	struct relay_conf *r = &x->c->relay;
+	struct relay_port first = { 0, RELAY_STARTTLS };
+	bool mode_set = false;
+	const char *why;
+	char *tok;
+	unsigned v;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	if (need(x, &tok) < 0)
+		return -1;
+	if (strcmp(tok, "smarthost") != 0)
+		return fail(x, "unknown relay kind " SHOWFMT " (one of: smarthost)", SHOW(tok));
+	if (need(x, &tok) < 0)
+		return -1;
+	if ((why = domain_problem(tok)) != NULL && tok[0] != '[')
+		return fail(x, SHOWFMT " is not a host name: it %s", SHOW(tok), why);
+	snprintf(r->host, sizeof r->host, "%s", tok);
+	lower(r->host);
+	memcpy(r->ports, dflt, sizeof dflt);
+	r->nports = sizeof dflt / sizeof dflt[0];
+	while ((rc = next(x, &tok)) > 0) {
+		if (strcmp(tok, "port") == 0) {
+			char *endp;
+			unsigned long port;
+
+			if (need(x, &tok) < 0)
+				return -1;
+			port = strtoul(tok, &endp, 10);
+			if (*endp != '\0' || port == 0 || port > 65535)
+				return fail(x, "port " SHOWFMT " is not 1 to 65535", SHOW(tok));
+			first.port = (uint16_t)port;
+		} else if (strcmp(tok, "starttls") == 0 || strcmp(tok, "tls") == 0 ||
+			   strcmp(tok, "plain") == 0) {
+			pick(x, "mode", tok, relay_mode_names, 3, &v);
+			first.mode = (enum relay_mode)v;
+			mode_set = true;
+		} else if (strcmp(tok, "auth") == 0) {
+			char *user, *file;
+
+			if (need(x, &user) < 0 || need(x, &file) < 0)
+				return -1;
+			snprintf(r->auth_user, sizeof r->auth_user, "%s", user);
+			snprintf(r->auth_file, sizeof r->auth_file, "%s", file);
+		} else if (strcmp(tok, "fallback") == 0) {
+			if (need(x, &tok) < 0 || relay_ports(x, r, tok) < 0)
+				return -1;
+		} else {
+			return fail(x, "unknown option " SHOWFMT " (usage: relay %s)", SHOW(tok), x->k->syntax);
+		}
+	}
+	if (rc < 0)
+		return -1;
+	if (first.port != 0) {
+		/* The configured port first, then the order without it. */
+		size_t k = 0;
+		struct relay_port v2[CONF_MAX_RELAY_PORTS];
+
+		if (!mode_set)
+			first.mode = first.port == 465 ? RELAY_TLS : RELAY_STARTTLS;
+		v2[k++] = first;
+		for (size_t i = 0; i < r->nports && k < CONF_MAX_RELAY_PORTS; i++)
+			if (r->ports[i].port != first.port)
+				v2[k++] = r->ports[i];
+		memcpy(r->ports, v2, k * sizeof *v2);
+		r->nports = k;
+	} else if (mode_set) {
+		return fail(x, "%s without port: give the port it applies to", relay_mode_names[first.mode]);
+	}
+	return 0;
+}
+
+/* "ADDR[/LEN] ...": IPv4 or IPv6 addresses or networks, checked here. */
+static int set_addrs(struct ctx *x)
+{
+	char *field = (char *)x->c + x->k->off, *tok;
+	size_t used = 0;
+	int r;
+
+	field[0] = '\0';
+	if (need(x, &tok) < 0)
+		return -1;
+	do {
+		char addr[64], *slash;
+		unsigned char bin[16];
+		int fam;
+
+		snprintf(addr, sizeof addr, "%s", tok);
+		if ((slash = strchr(addr, '/')) != NULL)
+			*slash = '\0';
+		fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(fam, addr, bin) != 1)
+			return fail(x, SHOWFMT " is not an IP address or network", SHOW(tok));
+		if (slash != NULL) {
+			char *endp;
+			unsigned long len = strtoul(slash + 1, &endp, 10);
+
+			if (*endp != '\0' || slash[1] == '\0' || len > (fam == AF_INET ? 32u : 128u))
+				return fail(x, SHOWFMT ": the prefix length is out of range", SHOW(tok));
+		}
+		if (used + strlen(tok) + 2 > x->k->size)
+			return fail(x, "too many addresses");
+		used += (size_t)snprintf(field + used, x->k->size - used, "%s%s", used ? " " : "", tok);
+	} while ((r = next(x, &tok)) > 0);
+	return r < 0 ? -1 : 0;
 }
 
 /* "auth_mechanisms MECH...": known names, any case, into AUTH_MECH_* bits. */
@@ -806,6 +1014,8 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 		return set_listen(x);
 	case K_SNI:
 		return set_sni(x);
+	case K_TLSPOL:
+		return set_tls_policy(x);
 	default:
 		break;
 	}
@@ -816,6 +1026,10 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 		return set_deliver(x);
 	if (x->k->kind == K_MECHS)
 		return set_mechs(x);
+	if (x->k->kind == K_RELAY)
+		return set_relay(x);
+	if (x->k->kind == K_ADDRS)
+		return set_addrs(x);
 	return need(x, &kw) < 0 || end(x) < 0 ? -1 : set_scalar(x, kw);
 }
 

@@ -95,6 +95,41 @@ struct listener_conf {
 	unsigned line;		/* line of its listen statement in source; 0 for a default */
 };
 
+/* Outbound TLS (RFC 3207 as a client): what a destination must offer. */
+enum smtp_tls_level {
+	SMTP_TLS_MAY = 0,	/* STARTTLS when offered; plaintext otherwise, logged */
+	SMTP_TLS_ENCRYPT,	/* STARTTLS required, any certificate */
+	SMTP_TLS_VERIFY,	/* STARTTLS required, certificate valid for the MX name */
+};
+
+#define CONF_MAX_TLS_POLICIES 64
+#define CONF_MAX_RELAY_PORTS 8
+
+struct tls_policy_conf {
+	char domain[CONF_NAME_MAX];	/* lower case */
+	enum smtp_tls_level level;
+};
+
+/* How the smarthost is spoken to on one port. */
+enum relay_mode { RELAY_STARTTLS = 0, RELAY_TLS, RELAY_PLAIN };
+
+struct relay_port {
+	uint16_t port;
+	enum relay_mode mode;
+};
+
+/* `relay smarthost ...`: all mail for other domains goes there. */
+struct relay_conf {
+	char host[CONF_NAME_MAX];	/* "": deliver to each domain's MX */
+	struct relay_port ports[CONF_MAX_RELAY_PORTS]; /* tried in order */
+	size_t nports;
+	char auth_user[CONF_NAME_MAX];	/* "": no AUTH */
+	char auth_file[CONF_PATH_MAX];	/* the password, first line; mode 0600 */
+};
+
+/* Local delivery: a Maildir template, or LMTP (RFC 2033). */
+enum deliver_method { DELIVER_MAILDIR = 0, DELIVER_LMTP };
+
 /* An extra certificate, chosen when the client's SNI names one of its names. */
 struct tls_sni_conf {
 	char cert[CONF_PATH_MAX];
@@ -120,6 +155,8 @@ struct conf {
 
 	char users_file[CONF_PATH_MAX]; /* "" : every local part is accepted */
 	char maildir[CONF_PATH_MAX];	/* template: %d domain, %u local part */
+	enum deliver_method deliver;
+	char lmtp[CONF_PATH_MAX];	/* "unix:/path" or "HOST:PORT" for DELIVER_LMTP */
 
 	uint64_t max_message_size;	/* SIZE; 552 5.3.4 past it */
 	unsigned max_recipients;	/* per message; 452 4.5.3 past it */
@@ -132,6 +169,18 @@ struct conf {
 	enum data_bare_policy bare_newline;
 	uint32_t queue_retry;		/* seconds between local delivery retries */
 	uint32_t queue_lifetime;	/* seconds before a message is given up */
+	uint32_t queue_retry_max;	/* seconds: the backoff stops growing here */
+	uint32_t delay_warning;		/* seconds; 0: no delay DSN */
+	char dns_server[CONF_PATH_MAX];	/* "": /etc/resolv.conf */
+	uint32_t dns_timeout_ms;
+	enum smtp_tls_level smtp_tls;	/* for destinations without a policy */
+	struct tls_policy_conf tls_policies[CONF_MAX_TLS_POLICIES];
+	size_t ntls_policies;
+	struct relay_conf relay;
+	uint32_t smtp_connect_timeout;	/* seconds */
+	uint32_t smtp_command_timeout;	/* seconds: caps RFC 5321 4.5.3.2's */
+	unsigned smtp_destination_concurrency;
+	char etrn_allow[CONF_PATH_MAX];	/* client addresses that may ETRN, "" none */
 	unsigned auth_mechs;		/* AUTH_MECH_* bits (auth_mechanisms) */
 	char auth_dovecot[CONF_PATH_MAX]; /* "": the users file checks logins */
 	unsigned auth_max_failures;	/* per address, in the window; then locked */

@@ -361,6 +361,13 @@ void session_close(struct session *s, const char *reason)
 	s->reading = false;
 	if (!uv_is_closing((uv_handle_t *)&s->timer))
 		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	/* RFC 8446 6.1: the last reply, then close_notify, then the FIN (a
+	 * client like openssl s_client reports a bare FIN as a truncation
+	 * attack). Never after a fatal TLS error. */
+	if (session_tls(s) && !s->tls_broken && tls_encrypt(s) == 0) {
+		SSL_shutdown(s->ssl);
+		tls_drain(s);
+	}
 	/* Send what is queued (the 421 or 221), then close the socket. */
 	session_flush(s);
 	if (!s->writing && !uv_is_closing((uv_handle_t *)&s->tcp))
@@ -451,6 +458,7 @@ static void tls_fail(struct session *s, const char *stage)
 	struct buf b;
 
 	buf_init(&b, 1024);
+	s->tls_broken = true;
 	buf_printf(&b, "event=tls-error session=%s stage=%s", s->id, stage);
 	log_kv_escaped(&b, "reason", tls_error_reason(), strlen(tls_error_reason()));
 	log_buf(LOG_WARN, &b);

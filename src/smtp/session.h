@@ -149,6 +149,7 @@ struct session {
 	BIO *net_out;			/* OpenSSL's bytes for the socket (owned by ssl) */
 	struct buf tlsout;		/* encrypted bytes waiting for the socket */
 	bool tls_handshaking;
+	bool tls_broken;		/* a fatal TLS error: no close_notify */
 	bool tls_implicit;		/* submissions: banner after the handshake */
 	char tls_version[16];		/* "TLSv1.3" once established */
 	char tls_cipher[64];

@@ -103,7 +103,13 @@ static bool is_numeric(const struct tknob *k)
 /* A knobs.def number as stored: K_MSECS fields hold milliseconds. */
 static uint64_t tstored(const struct tknob *k, const char *s)
 {
-	return tval(s) * (strcmp(k->kind, "K_MSECS") == 0 ? 1000 : 1);
+	size_t n = strlen(s);
+
+	if (strcmp(k->kind, "K_MSECS") != 0)
+		return tval(s);
+	if (n > 2 && strcmp(s + n - 2, "ms") == 0)
+		return strtoull(s, NULL, 10);
+	return tval(s) * 1000;
 }
 
 /* ---- defaults and conf_finish ---- */
@@ -449,6 +455,81 @@ static void test_auth_mechanisms(void **state)
 	assert_int_equal(load("auth_mechanisms PLAIN\nauth_mechanisms LOGIN\n"), -1);
 }
 
+/* Outbound: smarthost port order, TLS policies, LMTP, ETRN clients. */
+static void test_outbound_knobs(void **state)
+{
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "relay mx.example\n", "ternd.conf:1: relay: unknown relay kind 'mx.example' (one of: smarthost)" },
+		{ "relay smarthost smtp.example port 0\n", "ternd.conf:1: relay: port '0' is not 1 to 65535" },
+		{ "relay smarthost smtp.example tls\n", "ternd.conf:1: relay: tls without port: give the port it applies to" },
+		{ "relay smarthost smtp.example fallback 465\n",
+		  "ternd.conf:1: relay: fallback '465': write PORT/MODE, e.g. 465/tls" },
+		{ "relay smarthost smtp.example fallback 465/ssl\n",
+		  "ternd.conf:1: relay: unknown mode 'ssl' (one of: starttls, tls, plain)" },
+		{ "smtp_tls_policy bank.example strict\n",
+		  "ternd.conf:1: smtp_tls_policy: unknown level 'strict' (one of: may, encrypt, verify)" },
+		{ "smtp_tls_policy a.example verify\nsmtp_tls_policy A.example may\n",
+		  "ternd.conf:2: smtp_tls_policy: a policy for 'a.example' is given twice" },
+		{ "deliver lmtp run/lmtp\n",
+		  "ternd.conf:1: deliver: LMTP address 'run/lmtp' is neither unix:/PATH nor HOST:PORT" },
+		{ "deliver lmtp unix:run/lmtp\n",
+		  "ternd.conf:1: deliver: LMTP socket 'unix:run/lmtp' must be an absolute path (unix:/run/dovecot/lmtp)" },
+		{ "deliver lmtp 127.0.0.1:99999\n",
+		  "ternd.conf:1: deliver: LMTP address '127.0.0.1:99999': the port must be 1 to 65535" },
+		{ "etrn_allow 10.0.0.0/33\n", "ternd.conf:1: etrn_allow: '10.0.0.0/33': the prefix length is out of range" },
+		{ "etrn_allow backup.example\n", "ternd.conf:1: etrn_allow: 'backup.example' is not an IP address or network" },
+	};
+
+	(void)state;
+	conf_defaults(&c);
+	assert_string_equal(c.relay.host, "");
+	assert_int_equal(c.smtp_tls, SMTP_TLS_MAY);
+	assert_int_equal(c.deliver, DELIVER_MAILDIR);
+	expect_ok("relay smarthost SMTP.Provider.example auth app /etc/tern/relay.pw\n");
+	assert_string_equal(c.relay.host, "smtp.provider.example");
+	assert_int_equal(c.relay.nports, 3);
+	assert_int_equal(c.relay.ports[0].port, 587);
+	assert_int_equal(c.relay.ports[0].mode, RELAY_STARTTLS);
+	assert_int_equal(c.relay.ports[1].port, 465);
+	assert_int_equal(c.relay.ports[1].mode, RELAY_TLS);
+	assert_int_equal(c.relay.ports[2].port, 2525);
+	assert_string_equal(c.relay.auth_user, "app");
+	assert_string_equal(c.relay.auth_file, "/etc/tern/relay.pw");
+	expect_ok("relay smarthost smtp.provider.example port 465\n");
+	assert_int_equal(c.relay.nports, 3);
+	assert_int_equal(c.relay.ports[0].port, 465);
+	assert_int_equal(c.relay.ports[0].mode, RELAY_TLS);
+	assert_int_equal(c.relay.ports[1].port, 587);
+	assert_int_equal(c.relay.ports[2].port, 2525);
+	expect_ok("relay smarthost smtp.provider.example port 2525 starttls fallback 25/plain,2525/starttls\n");
+	assert_int_equal(c.relay.nports, 2);
+	assert_int_equal(c.relay.ports[0].port, 2525);
+	assert_int_equal(c.relay.ports[1].port, 25);
+	assert_int_equal(c.relay.ports[1].mode, RELAY_PLAIN);
+	expect_ok("smtp_tls encrypt\nsmtp_tls_policy Bank.example verify\nsmtp_tls_policy old.example may\n");
+	assert_int_equal(c.smtp_tls, SMTP_TLS_ENCRYPT);
+	assert_int_equal(c.ntls_policies, 2);
+	assert_string_equal(c.tls_policies[0].domain, "bank.example");
+	assert_int_equal(c.tls_policies[0].level, SMTP_TLS_VERIFY);
+	expect_ok("deliver lmtp unix:/run/dovecot/lmtp\n");
+	assert_int_equal(c.deliver, DELIVER_LMTP);
+	assert_string_equal(c.lmtp, "unix:/run/dovecot/lmtp");
+	expect_ok("deliver lmtp 127.0.0.1:24\n");
+	assert_string_equal(c.lmtp, "127.0.0.1:24");
+	expect_ok("etrn_allow 192.0.2.7 2001:db8::/32 10.0.0.0/8\n");
+	assert_string_equal(c.etrn_allow, "192.0.2.7 2001:db8::/32 10.0.0.0/8");
+	expect_ok("dns_server 127.0.0.1:5353\ndns_timeout 250ms\n");
+	assert_string_equal(c.dns_server, "127.0.0.1:5353");
+	assert_int_equal(c.dns_timeout_ms, 250);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		conf_defaults(&c);
+		assert_int_equal(conf_load_mem(&c, "ternd.conf", bad[i].text, strlen(bad[i].text),
+					       err, sizeof err), -1);
+		if (strcmp(err, bad[i].msg) != 0)
+			fail_msg("case %zu:\n got  %s\n want %s", i, err, bad[i].msg);
+	}
+}
+
 static void test_listen_replaces_defaults(void **state)
 {
 	(void)state;
@@ -632,9 +713,9 @@ static void test_errors(void **state)
 		{ "listen 2525 mx greet_pause 1s 2s\n",
 		  "ternd.conf:1: listen: unknown option '2s' (usage: listen [ADDR:]PORT ROLE [tls none|optional|required|implicit] [auth none|optional|required] [plaintext_auth loopback] [greet_pause DURATION])" },
 		{ "deliver mbox /var/mail\n",
-		  "ternd.conf:1: deliver: unknown method 'mbox' (one of: maildir)" },
-		{ "deliver maildir\n", "ternd.conf:1: deliver: missing value (usage: deliver maildir TEMPLATE)" },
-		{ "deliver maildir \"\"\n", "ternd.conf:1: deliver: empty template (usage: deliver maildir TEMPLATE)" },
+		  "ternd.conf:1: deliver: unknown method 'mbox' (one of: maildir, lmtp)" },
+		{ "deliver maildir\n", "ternd.conf:1: deliver: missing value (usage: deliver maildir TEMPLATE | lmtp unix:PATH | lmtp HOST:PORT)" },
+		{ "deliver maildir \"\"\n", "ternd.conf:1: deliver: empty template (usage: deliver maildir TEMPLATE | lmtp unix:PATH | lmtp HOST:PORT)" },
 		{ "deliver maildir /var/%x/%u\n",
 		  "ternd.conf:1: deliver: '%x' in '/var/%x/%u' is not an escape (use %d domain, %u local part, %% a percent sign)" },
 		{ "deliver maildir /var/%%/%\xc3\xa9\n",
@@ -643,7 +724,7 @@ static void test_errors(void **state)
 		  "ternd.conf:1: deliver: '%' in '/var/%d%' is not an escape (use %d domain, %u local part, %% a percent sign)" },
 		{ "deliver maildir /a\ndeliver maildir /b\n", "ternd.conf:2: deliver: given twice (first on line 1)" },
 		{ "deliver maildir /a /b\n",
-		  "ternd.conf:1: deliver: too many values at '/b' (usage: deliver maildir TEMPLATE)" },
+		  "ternd.conf:1: deliver: too many values at '/b' (usage: deliver maildir TEMPLATE | lmtp unix:PATH | lmtp HOST:PORT)" },
 		{ "hostname \"a.example\n", "ternd.conf:1: hostname: missing closing '\"'" },
 		{ "hostname \"a.example\"x\n",
 		  "ternd.conf:1: hostname: text right after a closing '\"' (put a space between values)" },
@@ -885,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_listen_policy),
 		cmocka_unit_test(test_auth_mechanisms),
+		cmocka_unit_test(test_outbound_knobs),
 		cmocka_unit_test(test_listen_replaces_defaults),
 		cmocka_unit_test(test_listen_privileged),
 		cmocka_unit_test(test_listen_overlap),
