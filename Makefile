@@ -69,7 +69,7 @@ check-clang:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(TST)/ternd $(TST)/tern
+integration: $(TST)/ternd $(TST)/tern $(TST)/dsn_sample
 	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
@@ -95,6 +95,11 @@ $(TST)/libtern.a: $(TST_OBJ)
 $(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS) -lcmocka
+
+# One DSN per scenario on stdout, for tests/integration/test_dsn_format.py.
+$(TST)/dsn_sample: tests/unit/dsn_sample.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
 FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c
