@@ -210,7 +210,21 @@ static int ok_params(struct fields *f, struct dovecot_line *out)
 	return 0;
 }
 
-/* FAIL: everything in it is only logged; the first of each field counts. */
+/*
+ * A FAIL field that is only logged: unescaped into dst unless *seen (the
+ * first of each counts); broken escaping is refused either way.
+ */
+static int log_field(struct slice v, char *dst, size_t cap, bool *seen)
+{
+	char none[1];
+
+	if (unescape_for_log(v, *seen ? none : dst, *seen ? sizeof none : cap) < 0)
+		return -1;
+	*seen = true;
+	return 0;
+}
+
+/* FAIL: only temp and authz change what the client does; the rest is logged. */
 static int fail_params(struct fields *f, struct dovecot_line *out)
 {
 	struct slice fld, v;
@@ -222,25 +236,18 @@ static int fail_params(struct fields *f, struct dovecot_line *out)
 		} else if (slice_is(fld, "authz")) {
 			out->authz = true;
 		} else if (param_value(fld, "user", &v)) {
-			if (!out->has_user && unescape_for_log(v, out->user, sizeof out->user) < 0)
+			if (log_field(v, out->user, sizeof out->user, &out->has_user) < 0)
 				return -1;
-			out->has_user = true;
 		} else if (param_value(fld, "reason", &v)) {
-			if (!out->has_reason && unescape_for_log(v, out->reason, sizeof out->reason) < 0)
+			if (log_field(v, out->reason, sizeof out->reason, &out->has_reason) < 0)
 				return -1;
-			out->has_reason = true;
 		} else if (param_value(fld, "code", &v)) {
-			char code[DOVECOT_CODE_MAX + 1];
-
-			if (unescape_for_log(v, code, sizeof code) < 0)
+			if (log_field(v, out->code, sizeof out->code, &has_code) < 0)
 				return -1;
 			if (slice_is(v, "temp_fail"))
 				out->temp = true;
 			else if (slice_is(v, "authz_fail"))
 				out->authz = true;
-			if (!has_code)
-				memcpy(out->code, code, sizeof out->code);
-			has_code = true;
 		}
 	}
 	return 0;

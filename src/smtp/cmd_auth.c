@@ -18,7 +18,12 @@
 #include "../proto/scram.h"
 #include "session.h"
 
-#define DOVECOT_TIMEOUT_MS 10000
+/* Dovecot holds a FAIL back 2 s, and its per-address penalty adds up to
+ * 15 s more: a shorter wait would turn a wrong password into a 454. */
+#define DOVECOT_TIMEOUT_MS 20000
+/* Checks in flight per worker: each holds a thread-pool thread (shared
+ * with the spool's fsyncs) for seconds when Dovecot delays a failure. */
+#define AUTH_INFLIGHT_MAX 8
 
 static const struct smtp_reply r_not_here = { 502, "5.5.1", "AUTH is not offered on this port" };
 static const struct smtp_reply r_needs_tls = {
@@ -225,6 +230,7 @@ static void verify_done(uv_work_t *w, int status)
 	enum users_verdict v = status == 0 ? j->verdict : USERS_ERROR;
 
 	explicit_bzero(j->pass, sizeof j->pass);
+	s->w->auth_inflight--;
 	if (s->state != SESS_CLOSING) {
 		s->state = SESS_COMMAND;
 		log_auth(s, j->mech, j->user, v == USERS_OK ? "ok" : v == USERS_ERROR ? "error" : "failed");
@@ -254,7 +260,7 @@ static void verify_done(uv_work_t *w, int status)
 static void verify(struct session *s, const char *mech, const uint8_t *user, size_t ulen,
 		   const uint8_t *pass, size_t plen)
 {
-	struct auth_job *j = calloc(1, sizeof *j);
+	struct auth_job *j = s->w->auth_inflight < AUTH_INFLIGHT_MAX ? calloc(1, sizeof *j) : NULL;
 
 	if (j == NULL || ulen > USERS_NAME_MAX || plen > SASL_PART_MAX) {
 		const struct smtp_reply *r = j == NULL ? &r_temp : &r_bad;
@@ -276,6 +282,7 @@ static void verify(struct session *s, const char *mech, const uint8_t *user, siz
 	j->pass_len = plen;
 	j->work.data = j;
 	s->state = SESS_WAIT;
+	s->w->auth_inflight++;
 	session_ref(s);
 	/* The answer must come from the loop, never from inside this call:
 	 * the AUTH line is not consumed yet (see spool_msg_commit). */

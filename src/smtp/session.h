@@ -63,6 +63,7 @@ struct worker {
 	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* NULL: no TLS (STARTTLS answers 454) */
 	unsigned auth_mechs;		/* AUTH_MECH_* usable here (auth_setup) */
+	unsigned auth_inflight;		/* password checks on the thread pool */
 	uint8_t auth_secret[32];	/* same in every worker: SCRAM fake salts */
 	struct spool spool;
 	unsigned index;
