@@ -69,7 +69,7 @@ check-clang:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/dsn_sample
+integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns $(TST)/dsn_sample
 	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
@@ -101,8 +101,14 @@ $(TST)/dsn_sample: tests/unit/dsn_sample.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
+# The SMTP/LMTP client from the command line, for tests/integration/test_smtp_client.py.
+$(TST)/smtpc_probe: tests/unit/smtpc_probe.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
+
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
-FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c
+FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c \
+                src/dns/dns_parse.c
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c fuzz/fuzz_check.h $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)

@@ -47,6 +47,7 @@ struct daemon {
 	struct authlimit *authlimit;
 	SSL_CTX *tls;			/* made before fork: every child shares keys and tickets */
 	uint8_t auth_secret[32];	/* DATA_DIR/auth.secret: SCRAM's made-up salts stay stable */
+	char relay_pass[256];		/* relay ... auth USER FILE: FILE's first line */
 	unsigned nworkers;
 	struct listen_sock *socks;	/* nworkers rows of nsocks */
 	size_t nsocks;

@@ -72,7 +72,7 @@ static void resolve_user(struct daemon *d)
 /* The children write the spool and the Maildirs as the unprivileged user. */
 static void own_data_dir(const struct daemon *d)
 {
-	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/corrupt", "mail" };
+	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/hold", "spool/corrupt", "mail" };
 	char p[CONF_PATH_MAX + 32];
 
 	if (!d->drop)
@@ -313,6 +313,42 @@ static void load_auth_secret(struct daemon *d)
 		close(fd);
 }
 
+/*
+ * The smarthost password, read as root before any child exists (the
+ * queue process could not read a root-owned 0600 file after its privilege
+ * drop). Like a TLS key, a file others can read is refused. -1 with err.
+ */
+static int load_relay_pass(const struct conf *c, char *out, size_t cap, char *err, size_t errlen)
+{
+	const char *path = c->relay.auth_file;
+	struct stat st;
+	FILE *f;
+
+	out[0] = '\0';
+	if (c->relay.auth_user[0] == '\0')
+		return 0;
+	if ((f = fopen(path, "re")) == NULL || fstat(fileno(f), &st) < 0) {
+		snprintf(err, errlen, "relay password file %s: %s", path, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		fclose(f);
+		snprintf(err, errlen, "%s is readable by group or others (chmod 600 %s)", path, path);
+		return -1;
+	}
+	if (fgets(out, (int)cap, f) == NULL)
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	if (out[0] == '\0') {
+		snprintf(err, errlen, "relay password file %s is empty", path);
+		return -1;
+	}
+	return 0;
+}
+
 /* A Dovecot socket that is not there yet is not fatal (Dovecot may start
  * later; each login says 454 meanwhile), but it is worth a line. */
 static void check_dovecot(const struct conf *c)
@@ -491,7 +527,7 @@ static void stop_children(struct daemon *d, bool all)
 
 /* The configuration a reload would switch to: -1 with err when it is bad. */
 static int load_new(const struct daemon *d, struct conf *nc, struct users *nu, SSL_CTX **nt,
-		    char *err, size_t errlen)
+		    char *pass, size_t passcap, char *err, size_t errlen)
 {
 	conf_defaults(nc);
 	if (d->conf_file != NULL && conf_load_file(nc, d->conf_file, err, errlen) < 0)
@@ -510,6 +546,10 @@ static int load_new(const struct daemon *d, struct conf *nc, struct users *nu, S
 	if (nc->users_file[0] != '\0' && users_load(nu, nc->users_file, err, errlen) < 0)
 		return -1;
 	check_dovecot(nc);
+	if (load_relay_pass(nc, pass, passcap, err, errlen) < 0) {
+		users_free(nu);
+		return -1;
+	}
 	if ((*nt = tls_server_ctx(nc, d->tls, err, errlen)) == NULL) {
 		users_free(nu);
 		return -1;
@@ -532,9 +572,10 @@ static void reload(struct daemon *d)
 	char err[CONF_PATH_MAX + 256];
 	struct users nu;
 	SSL_CTX *nt;
+	char pass[sizeof d->relay_pass];
 
 	log_event(LOG_INFO, "event=reload-start config=\"%s\"", d->conf_file ? d->conf_file : "(built-in defaults)");
-	if (load_new(d, &nc, &nu, &nt, err, sizeof err) < 0) {
+	if (load_new(d, &nc, &nu, &nt, pass, sizeof pass, err, sizeof err) < 0) {
 		log_event(LOG_ERROR, "event=reload-failed error=\"%s\" action=\"kept the running configuration\"", err);
 		return;
 	}
@@ -554,6 +595,8 @@ static void reload(struct daemon *d)
 	}
 	users_free(&d->users);
 	d->users = nu;
+	memcpy(d->relay_pass, pass, sizeof d->relay_pass);
+	explicit_bzero(pass, sizeof pass);
 	tls_server_free(d->tls);
 	d->tls = nt;
 	d->generation++;
@@ -632,6 +675,8 @@ int parent_run(struct daemon *d)
 		fatal("event=start-failed error=\"%s\"", err);
 	load_auth_secret(d);
 	check_dovecot(&d->conf);
+	if (load_relay_pass(&d->conf, d->relay_pass, sizeof d->relay_pass, err, sizeof err) < 0)
+		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->tls = tls_server_ctx(&d->conf, NULL, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->authlimit = authlimit_create()) == NULL)

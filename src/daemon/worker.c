@@ -98,6 +98,7 @@ void worker_main(struct daemon *d, unsigned index, unsigned slot)
 	struct listen_sock *mine = d->socks + (size_t)index * d->nsocks;
 
 	log_init("worker", (int)index, LOG_INFO);
+	explicit_bzero(d->relay_pass, sizeof d->relay_pass); /* the queue's, not ours */
 	privdrop(d, "worker");
 	setup_loop(loop);
 	the_worker.loop = loop;
@@ -169,7 +170,7 @@ void queue_main(struct daemon *d)
 	for (unsigned i = 0; i < d->nworkers; i++)
 		for (size_t k = 0; k < d->nsocks; k++)
 			close(d->socks[i * d->nsocks + k].fd);
-	if (sched_start(&the_sched, loop, &d->conf) < 0)
+	if (sched_start(&the_sched, loop, &d->conf, d->relay_pass) < 0)
 		fatal("event=queue-start-failed dir=%s", d->conf.data_dir);
 	uv_signal_start(&sig_term, on_queue_stop_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_queue_stop_signal, SIGINT);

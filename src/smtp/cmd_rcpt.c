@@ -18,9 +18,6 @@ static const struct smtp_reply r_relay = {
 	554, "5.7.1", "Relay access denied: this server takes mail only for its own domains; "
 		      "to send elsewhere, authenticate on a submission port"
 };
-static const struct smtp_reply r_no_outbound = {
-	550, "5.7.1", "Outbound delivery is not available yet: this server delivers only to its own domains"
-};
 static const struct smtp_reply r_literal = {
 	554, "5.7.1", "Relay access denied: address literals are not local here"
 };
@@ -30,11 +27,12 @@ static const struct smtp_reply r_no_user = {
 static const struct smtp_reply r_ok = { 250, "2.1.5", "Ok" };
 
 /*
- * DESIGN.md invariant 4: without authentication, only our own domains.
- * Checked on the decoded address, so no quoting, source route, percent
- * hack or bang path can name another destination.
+ * DESIGN.md invariant 4: without authentication, only our own domains;
+ * an authenticated user may send anywhere (*remote is set). Checked on the
+ * decoded address, so no quoting, source route, percent hack or bang path
+ * can name another destination.
  */
-static const struct smtp_reply *relay_check(struct session *s, struct mailbox *mb)
+static const struct smtp_reply *relay_check(struct session *s, struct mailbox *mb, bool *remote)
 {
 	const struct conf *cf = s->w->conf;
 
@@ -49,8 +47,9 @@ static const struct smtp_reply *relay_check(struct session *s, struct mailbox *m
 		return &r_routing;
 	if (mb->domain_literal)
 		return &r_literal;
-	if (!conf_is_local_domain(cf, mb->domain))
-		return s->auth_user[0] != '\0' ? &r_no_outbound : &r_relay;
+	*remote = !conf_is_local_domain(cf, mb->domain);
+	if (*remote && s->auth_user[0] == '\0')
+		return &r_relay;
 	return NULL;
 }
 
@@ -60,6 +59,7 @@ void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	struct transaction *t = &s->tx;
 	unsigned flags = SMTP_PARAM_DSN;
 	struct rcpt r;
+	bool remote = false;
 	char addr[ADDR_PATH_MAX + 8];
 	struct buf b;
 
@@ -80,7 +80,7 @@ void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		session_error(s, rep);
 		return;
 	}
-	if ((rep = relay_check(s, &r.mb)) == NULL && s->w->users->loaded &&
+	if ((rep = relay_check(s, &r.mb, &remote)) == NULL && !remote && s->w->users->loaded &&
 	    strcasecmp(r.mb.local, "postmaster") != 0 &&
 	    !users_exists(s->w->users, r.mb.local, r.mb.domain)) {
 		rep = &r_no_user;
@@ -89,7 +89,8 @@ void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		buf_init(&b, 2048);
 		addr_format(&r.mb, addr, sizeof addr);
 		buf_printf(&b, "event=rcpt session=%s result=%s", s->id,
-			   rep == NULL ? "ok" : rep == &r_no_user ? "unknown-user" : "relay-denied");
+			   rep == NULL ? (remote ? "ok-relay" : "ok") :
+			   rep == &r_no_user ? "unknown-user" : "relay-denied");
 		log_kv_escaped(&b, "to", addr, strlen(addr));
 		log_buf(LOG_INFO, &b);
 		buf_free(&b);

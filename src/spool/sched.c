@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../deliver/maildir.h"
 #include "../lib/log.h"
-#include "../proto/addr.h"
+#include "attempt.h"
+#include "control.h"
 #include "qfile.h"
 #include "spool.h"
 
@@ -32,11 +32,8 @@ struct qent {
 	unsigned attempts;
 	bool recovered;		/* found by the scan at start: maybe delivered before */
 	bool has_state;		/* we wrote QID.st (a partial delivery) */
-	uv_work_t work;
-	/* results of the attempt, written by the thread pool */
-	bool gone;		/* nothing left to do with this file */
-	unsigned temp;		/* recipients to retry */
-	bool need_sync;		/* sync_dir must be fsynced before removal */
+	bool held;		/* moved to spool/hold while its attempt ran */
+	bool deleted;		/* deleted while its attempt ran */
 	char sync_dir[DIRSYNC_PATH_MAX];
 	struct dirsync_req dreq;
 };
@@ -105,7 +102,6 @@ static struct qent *add_if_new(struct sched *q, const char *name)
 		return NULL;
 	e->q = q;
 	snprintf(e->qid, sizeof e->qid, "%s", name);
-	e->work.data = e;
 	h = qid_hash(name);
 	e->hnext = q->buckets[h];
 	q->buckets[h] = e;
@@ -130,212 +126,6 @@ static bool file_complete(const char *path)
 	return stat(path, &st) == 0 && mode_complete(st.st_mode);
 }
 
-/* The whole queue file; EAGAIN while it is not marked complete yet. */
-static int read_file(const char *path, struct buf *b)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int err = 0;
-
-	if (fd < 0)
-		return errno;
-	if (fstat(fd, &st) < 0)
-		err = errno;
-	else if (!mode_complete(st.st_mode))
-		err = EAGAIN;
-	else if (buf_reserve(b, (size_t)st.st_size) < 0)
-		err = ENOMEM;
-	while (err == 0 && b->len < (size_t)st.st_size) {
-		ssize_t n = read(fd, b->data + b->len, (size_t)st.st_size - b->len);
-
-		if (n <= 0) {
-			err = n == 0 ? EIO : errno;
-			break;
-		}
-		b->len += (size_t)n;
-	}
-	close(fd);
-	return err;
-}
-
-/* QID.st: the indexes of recipients already done, one per line. */
-static void read_done(const char *path, unsigned char *done, size_t n)
-{
-	FILE *f = fopen(path, "re");
-	unsigned long i;
-
-	if (f == NULL)
-		return;
-	while (fscanf(f, "%lu", &i) == 1)
-		if (i < n)
-			done[i] = 1;
-	fclose(f);
-}
-
-static int write_done(const char *dir, const char *qid, const unsigned char *done, size_t n)
-{
-	char tmp[DIRSYNC_PATH_MAX + 64], dst[DIRSYNC_PATH_MAX + 64];
-	FILE *f;
-	int err = 0;
-
-	snprintf(tmp, sizeof tmp, "%s/%s.st.tmp", dir, qid);
-	snprintf(dst, sizeof dst, "%s/%s.st", dir, qid);
-	if ((f = fopen(tmp, "we")) == NULL)
-		return errno;
-	for (size_t i = 0; i < n; i++)
-		if (done[i])
-			fprintf(f, "%zu\n", i);
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		err = errno;
-	if (fclose(f) != 0 && err == 0)
-		err = errno;
-	if (err == 0 && rename(tmp, dst) < 0)
-		err = errno;
-	if (err == 0)
-		err = dir_fsync(dir);
-	return err;
-}
-
-static void log_outcome(const struct qent *e, const struct qenv *env, size_t i,
-			const char *status, const char *relay, const char *detail)
-{
-	enum log_level lvl = status[0] == 's' ? LOG_INFO : LOG_WARN;
-	struct buf b;
-	long delay = (long)(time(NULL) - (time_t)env->arrival);
-
-	if (!log_enabled(lvl))
-		return;
-	buf_init(&b, 4096);
-	buf_printf(&b, "event=delivery qid=%s", e->qid);
-	log_kv_escaped(&b, "from", env->sender.p, env->sender.len);
-	log_kv_escaped(&b, "to", env->rcpts[i].addr.p, env->rcpts[i].addr.len);
-	buf_printf(&b, " relay=%s status=%s attempt=%u delay=%lds", relay, status,
-		   e->attempts, delay < 0 ? 0 : delay);
-	log_kv_escaped(&b, "detail", detail, strlen(detail));
-	log_buf(lvl, &b);
-	buf_free(&b);
-}
-
-/* Deliver recipient i; 1 delivered, 0 to retry, -1 failed for good. */
-static int deliver_one(struct qent *e, const struct buf *file, const struct qenv *env,
-		       size_t i, char *dir, size_t dircap)
-{
-	const struct conf *cf = e->q->conf;
-	struct qrcpt *r = &env->rcpts[i];
-	char local[ADDR_PATH_MAX + 1], domain[ADDR_DOMAIN_MAX + 1], path[DIRSYNC_PATH_MAX];
-	char err[DIRSYNC_PATH_MAX + 256];
-	char unique[QID_MAX + 32];
-	/* Only a message that was here before a restart, or whose earlier
-	 * attempt may have got this far, can already be in the Maildir. */
-	struct maildir_msg m = { env->sender, file->data, file->len, env, cf->hostname, unique,
-				 e->recovered || e->attempts > 1, e->recovered };
-	const uint8_t *at = NULL;
-	bool permanent;
-
-	for (size_t k = 0; k < r->addr.len; k++)
-		if (r->addr.p[k] == '@')
-			at = r->addr.p + k;
-	if (at == NULL || (size_t)(at - r->addr.p) > ADDR_PATH_MAX ||
-	    r->addr.len - (size_t)(at - r->addr.p) - 1 > ADDR_DOMAIN_MAX) {
-		log_outcome(e, env, i, "failed", "maildir", "recipient has no domain");
-		return -1;
-	}
-	snprintf(local, sizeof local, "%.*s", (int)(at - r->addr.p), (const char *)r->addr.p);
-	snprintf(domain, sizeof domain, "%.*s", (int)(r->addr.len - (size_t)(at - r->addr.p) - 1),
-		 (const char *)at + 1);
-	snprintf(unique, sizeof unique, "Q%sR%zu", e->qid, i);
-	if (maildir_path(cf->maildir, local, domain, path, sizeof path) < 0) {
-		log_outcome(e, env, i, "failed", "maildir", "maildir path too long");
-		return -1;
-	}
-	if (maildir_deliver(path, &m, dir, dircap, &permanent, err, sizeof err) != 0) {
-		log_outcome(e, env, i, permanent ? "failed" : "deferred", "maildir", err);
-		return permanent ? -1 : 0;
-	}
-	log_outcome(e, env, i, "sent", "maildir", path);
-	return 1;
-}
-
-static void attempt_work(uv_work_t *w)
-{
-	struct qent *e = w->data;
-	struct sched *q = e->q;
-	char path[DIRSYNC_PATH_MAX + 64], dir[DIRSYNC_PATH_MAX];
-	unsigned char *done = NULL;
-	struct qenv env;
-	struct buf file;
-	bool expired, changed = false;
-	int err;
-
-	e->gone = false;
-	e->temp = 0;
-	e->need_sync = false;
-	e->sync_dir[0] = '\0';
-	buf_init(&file, SIZE_MAX);
-	snprintf(path, sizeof path, "%s/%s", q->queue_dir, e->qid);
-	if ((err = read_file(path, &file)) != 0 || qfile_parse(file.data, file.len, &env) < 0) {
-		/* Gone: delivered or deleted meanwhile. Not complete: still
-		 * being received; its completion mark raises another event. */
-		bool gone = err == ENOENT || err == EAGAIN;
-
-		if (!gone)
-			log_event(LOG_WARN, "event=queue-file-bad qid=%s error=\"%s\"", e->qid,
-				  err ? strerror(err) : env.error);
-		e->gone = gone;
-		e->temp = !gone;
-		buf_free(&file);
-		return;
-	}
-	done = calloc(env.nrcpts, 1);
-	snprintf(path, sizeof path, "%s/%s.st", q->queue_dir, e->qid);
-	/* A state file exists only after a partial delivery (ours, or one
-	 * before a restart): only then is it worth a lookup. */
-	if (done != NULL && (e->recovered || e->has_state))
-		read_done(path, done, env.nrcpts);
-	expired = (uint64_t)time(NULL) > env.arrival + q->conf->queue_lifetime;
-	for (size_t i = 0; done != NULL && i < env.nrcpts; i++) {
-		int r;
-
-		if (done[i])
-			continue;
-		if (expired) {
-			log_outcome(e, &env, i, "expired", "none", "queue lifetime exceeded");
-			done[i] = 1;
-			continue;
-		}
-		r = deliver_one(e, &file, &env, i, dir, sizeof dir);
-		if (r == 0) {
-			e->temp++;
-			continue;
-		}
-		done[i] = 1;
-		changed = true;
-		if (r < 0)
-			continue;
-		/* One folder is synced later with other messages; another now. */
-		if (e->sync_dir[0] == '\0')
-			snprintf(e->sync_dir, sizeof e->sync_dir, "%s", dir);
-		else if (strcmp(e->sync_dir, dir) != 0)
-			dir_fsync(dir);
-	}
-	if (done == NULL) {
-		e->temp = 1;
-	} else if (e->temp > 0 && changed) {
-		/* Partial: make the delivered ones durable, then remember them. */
-		if (e->sync_dir[0] != '\0')
-			dir_fsync(e->sync_dir);
-		if ((err = write_done(q->queue_dir, e->qid, done, env.nrcpts)) != 0)
-			log_event(LOG_WARN, "event=queue-state-error qid=%s error=\"%s\"", e->qid,
-				  strerror(err));
-		else
-			e->has_state = true;
-	}
-	e->need_sync = e->temp == 0 && e->sync_dir[0] != '\0';
-	free(done);
-	qfile_env_free(&env);
-	buf_free(&file);
-}
-
 static void remove_message(struct qent *e)
 {
 	char path[DIRSYNC_PATH_MAX + 64];
@@ -356,6 +146,27 @@ static void finish(struct sched *q, struct qent *e)
 	pump(q);
 }
 
+/* After a temporary failure: queue_retry, doubled per attempt, at most
+ * queue_retry_max (a few minutes at first, hours later). */
+static uint64_t backoff_ms(const struct sched *q, unsigned attempts)
+{
+	uint64_t s = q->conf->queue_retry;
+
+	for (unsigned i = 1; i < attempts && s < q->conf->queue_retry_max; i++)
+		s *= 2;
+	if (s > q->conf->queue_retry_max)
+		s = q->conf->queue_retry_max;
+	return s * 1000;
+}
+
+static void retry_later(struct sched *q, struct qent *e)
+{
+	q->inflight--;
+	e->state = Q_WAITING;
+	e->next_try_ms = uv_now(q->loop) + backoff_ms(q, e->attempts);
+	pump(q);
+}
+
 static void on_synced(void *arg, int err)
 {
 	struct qent *e = arg;
@@ -365,32 +176,28 @@ static void on_synced(void *arg, int err)
 		/* Not provably durable in the Maildir: keep it and try again. */
 		log_event(LOG_WARN, "event=maildir-sync-error qid=%s error=\"%s\"", e->qid,
 			  strerror(err));
-		q->inflight--;
-		e->state = Q_WAITING;
-		e->next_try_ms = uv_now(q->loop) + (uint64_t)q->conf->queue_retry * 1000;
-		pump(q);
+		retry_later(q, e);
 		return;
 	}
 	remove_message(e);
 	finish(q, e);
 }
 
-static void attempt_done(uv_work_t *w, int status)
+static void attempt_done(void *arg, const struct attempt_outcome *o)
 {
-	struct qent *e = w->data;
+	struct qent *e = arg;
 	struct sched *q = e->q;
 
-	if (status != 0)
-		e->temp = 1;
-	if (e->gone) {
+	e->attempts = o->attempts;
+	e->has_state = o->has_state;
+	if (o->gone || e->held || e->deleted) {
+		/* Held or deleted meanwhile: the control command did the rest. */
 		finish(q, e);
-	} else if (e->temp > 0) {
-		q->inflight--;
-		e->state = Q_WAITING;
-		e->next_try_ms = uv_now(q->loop) + (uint64_t)q->conf->queue_retry * 1000;
-		pump(q);
-	} else if (e->need_sync) {
+	} else if (o->temp > 0) {
+		retry_later(q, e);
+	} else if (o->need_sync) {
 		e->state = Q_SYNCING;
+		snprintf(e->sync_dir, sizeof e->sync_dir, "%s", o->sync_dir);
 		dirsync_request(&q->ds, &e->dreq, e->sync_dir, on_synced, e);
 	} else {
 		remove_message(e);
@@ -417,13 +224,14 @@ static void pump(struct sched *q)
 		if (q->runq == NULL)
 			q->runq_tail = NULL;
 		e->state = Q_RUNNING;
+		struct attempt_ctx ctx = { q->loop, q->conf, q->queue_dir, q->remote };
+		struct attempt_prev prev;
+
 		e->attempts++;
+		prev = (struct attempt_prev){ e->attempts, e->recovered, e->has_state };
 		q->inflight++;
-		if (uv_queue_work(q->loop, &e->work, attempt_work, attempt_done) != 0) {
-			q->inflight--;
-			e->state = Q_WAITING;
-			e->next_try_ms = uv_now(q->loop) + (uint64_t)q->conf->queue_retry * 1000;
-		}
+		if (attempt_start(&ctx, e->qid, &prev, attempt_done, e) != 0)
+			retry_later(q, e);
 	}
 	maybe_stopped(q);
 }
@@ -531,6 +339,114 @@ static int watch_queue(struct sched *q)
 	return uv_poll_start(&q->watch, UV_READABLE, on_inotify);
 }
 
+/* ---- control (spool/control.h): tern queue flush|delete|hold|release ---- */
+
+static int move_files(const struct sched *q, const char *qid, const char *from, const char *to)
+{
+	static const char *const suffix[] = { "", ".st" };
+	char a[DIRSYNC_PATH_MAX + 64], b[DIRSYNC_PATH_MAX + 64];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(a, sizeof a, "%s/spool/%s/%s%s", q->conf->data_dir, from, qid, suffix[i]);
+		snprintf(b, sizeof b, "%s/spool/%s/%s%s", q->conf->data_dir, to, qid, suffix[i]);
+		if (rename(a, b) < 0 && (i == 0 || errno != ENOENT))
+			return -1;
+	}
+	snprintf(a, sizeof a, "%s/spool/%s", q->conf->data_dir, to);
+	return dir_fsync(a) == 0 ? 0 : -1;
+}
+
+/*
+ * "" every waiting message, a queue id that one, "@domain" (ETRN, RFC
+ * 1985) every waiting message: the queue keeps no index by domain, and
+ * trying the others early does no harm.
+ */
+static int ctl_flush(void *arg, const char *what, char *err, size_t errlen)
+{
+	struct sched *q = arg;
+	int n = 0;
+
+	for (size_t b = 0; b < SCHED_BUCKETS; b++)
+		for (struct qent *e = q->buckets[b]; e != NULL; e = e->hnext)
+			if (e->state == Q_WAITING && (what[0] == '\0' || what[0] == '@' ||
+						       strcmp(what, e->qid) == 0)) {
+				make_runnable(q, e);
+				n++;
+			}
+	if (n == 0 && what[0] != '\0' && what[0] != '@' && find(q, what) == NULL) {
+		snprintf(err, errlen, "no message %s in the queue", what);
+		return -1;
+	}
+	log_event(LOG_INFO, "event=flush target=\"%s\" messages=%d", what[0] ? what : "all", n);
+	pump(q);
+	return n;
+}
+
+static int ctl_delete(void *arg, const char *qid, char *err, size_t errlen)
+{
+	struct sched *q = arg;
+	struct qent *e = find(q, qid);
+	static const char *const where[] = { "queue", "hold" };
+	char path[DIRSYNC_PATH_MAX + 64];
+	bool found = false;
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/spool/%s/%s", q->conf->data_dir, where[i], qid);
+		if (unlink(path) == 0)
+			found = true;
+		snprintf(path, sizeof path, "%s/spool/%s/%s.st", q->conf->data_dir, where[i], qid);
+		unlink(path);
+	}
+	if (!found) {
+		snprintf(err, errlen, "no message %s in the queue", qid);
+		return -1;
+	}
+	if (e != NULL && e->state == Q_RUNNING)
+		e->deleted = true;
+	else if (e != NULL && e->state == Q_WAITING)
+		forget(q, e);
+	log_event(LOG_INFO, "event=deleted qid=%s", qid);
+	return 1;
+}
+
+static int ctl_hold(void *arg, const char *qid, char *err, size_t errlen)
+{
+	struct sched *q = arg;
+	struct qent *e = find(q, qid);
+
+	if (e != NULL && e->state == Q_SYNCING) {
+		snprintf(err, errlen, "message %s is being delivered right now", qid);
+		return -1;
+	}
+	if (move_files(q, qid, "queue", "hold") < 0) {
+		snprintf(err, errlen, "no message %s in the queue (%s)", qid, strerror(errno));
+		return -1;
+	}
+	if (e != NULL && e->state == Q_RUNNING)
+		e->held = true;
+	else if (e != NULL && e->state == Q_WAITING)
+		forget(q, e);
+	log_event(LOG_INFO, "event=held qid=%s", qid);
+	return 1;
+}
+
+static int ctl_release(void *arg, const char *qid, char *err, size_t errlen)
+{
+	struct sched *q = arg;
+
+	if (move_files(q, qid, "hold", "queue") < 0) {
+		snprintf(err, errlen, "no held message %s (%s)", qid, strerror(errno));
+		return -1;
+	}
+	log_event(LOG_INFO, "event=released qid=%s", qid);
+	/* The rename raises IN_MOVED_TO; adding it here too is harmless. */
+	if (add_if_new(q, qid) != NULL)
+		pump(q);
+	return 1;
+}
+
+static const struct control_ops ctl_ops = { ctl_flush, ctl_delete, ctl_hold, ctl_release };
+
 static void on_tick(uv_timer_t *t)
 {
 	struct sched *q = t->data;
@@ -545,8 +461,10 @@ static void on_tick(uv_timer_t *t)
 	pump(q);
 }
 
-int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf)
+int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf, const char *relay_pass)
 {
+	char err[512], path[CONF_PATH_MAX + 16];
+
 	memset(q, 0, sizeof *q);
 	q->loop = loop;
 	q->conf = conf;
@@ -562,6 +480,14 @@ int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf)
 	uv_timer_init(loop, &q->gather);
 	q->gather.data = q;
 	uv_timer_start(&q->tick, on_tick, TICK_MS, TICK_MS);
+	if ((q->remote = remote_new(loop, conf, relay_pass, err, sizeof err)) == NULL)
+		log_event(LOG_ERROR, "event=outbound-unavailable error=\"%s\" "
+			  "effect=\"mail for other domains waits in the queue\"", err);
+	snprintf(path, sizeof path, "%s/control.sock", conf->data_dir);
+	if (control_start(&q->control, loop, path, &ctl_ops, q) == 0)
+		q->control_on = true;
+	else
+		log_event(LOG_WARN, "event=control-unavailable path=%s", path);
 	scan(q);
 	return 0;
 }
@@ -574,5 +500,8 @@ void sched_stop(struct sched *q, void (*on_stopped)(struct sched *q))
 		uv_poll_stop(&q->watch);
 	uv_timer_stop(&q->tick);
 	uv_timer_stop(&q->gather);
+	if (q->control_on)
+		control_stop(&q->control, NULL);
+	q->control_on = false;
 	maybe_stopped(q);
 }

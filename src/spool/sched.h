@@ -28,7 +28,9 @@
 #include <uv.h>
 
 #include "../conf/conf.h"
+#include "../deliver/remote.h"
 #include "../lib/dirsync.h"
+#include "control.h"
 
 #define SCHED_MAX_INFLIGHT 32
 #define SCHED_BUCKETS 4096
@@ -55,9 +57,12 @@ struct sched {
 	unsigned nentries;
 	bool stopping;
 	void (*on_stopped)(struct sched *q);
+	struct remote *remote;	/* NULL: no DNS resolver; remote mail waits */
+	struct control control;	/* DATA_DIR/control.sock */
+	bool control_on;
 };
 
-int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf);
+int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf, const char *relay_pass);
 void sched_stop(struct sched *q, void (*on_stopped)(struct sched *q));
 
 #endif

@@ -24,7 +24,7 @@ static int join(char *out, size_t cap, const char *a, const char *b)
 
 int spool_make_dirs(const char *data_dir, char *err, size_t errlen)
 {
-	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/corrupt", "mail" };
+	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/hold", "spool/corrupt", "mail" };
 	char p[DIRSYNC_PATH_MAX];
 
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {

@@ -418,9 +418,11 @@ class _FakeSMTP(SMTP):
                     and f.smtputf8):
                 await self.push("553 5.6.7 Non-ASCII address without SMTPUTF8")
                 return
-            if f.dsn:
-                kept = [p for p, n in zip(raw, names) if n not in DSN_MAIL_PARAMS]
-                arg = " ".join([head] + kept)
+            # aiosmtpd refuses AUTH= (RFC 4954 5) with 555 although it
+            # offers AUTH; real servers take it: recorded, then removed.
+            drop = (DSN_MAIL_PARAMS if f.dsn else ()) + ("AUTH",)
+            kept = [p for p, n in zip(raw, names) if n not in drop]
+            arg = " ".join([head] + kept)
         await super().smtp_MAIL(arg)
         if self.envelope.mail_from == "<>":
             self.envelope.mail_from = _NullPath("")

@@ -441,11 +441,18 @@ def test_sender_must_be_own_address(srv):
         c.expect(f"MAIL FROM:<{ALICE}>", 250, "2.1.0")
 
 
-def test_foreign_recipient_refused(srv):
+def test_authenticated_user_may_send_to_other_domains(srv):
+    """DESIGN.md: submission may send anywhere once logged in (the same
+    recipient without a login is 554 5.7.1: test_relay.py)."""
     with authed(srv) as c:
         c.expect(f"MAIL FROM:<{ALICE}>", 250, "2.1.0")
-        c.expect("RCPT TO:<x@remote.example>", 550, "5.7.1")
+        c.expect("RCPT TO:<x@remote.example>", 250, "2.1.5")
         c.expect("RCPT TO:<carol@localhost>", 250, "2.1.5")
+        # but never to an unknown local user, nor by a routing trick
+        c.expect("RCPT TO:<nobody-here@localhost>", 550, "5.1.1")
+        c.expect("RCPT TO:<\"x@elsewhere.example\"@localhost>", 550, "5.7.1")
+        c.expect("RSET", 250)
+    assert "result=ok-relay" in srv.log()
 
 
 @pytest.mark.parametrize("role,rcpt", [("submission", "dave"), ("submission-alt", "erin"),

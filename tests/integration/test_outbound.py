@@ -1,0 +1,279 @@
+"""Outbound delivery (issue 4) through the real ternd: MX lookup against a
+test DNS server on loopback (fake_dns.py, never the machine's resolver),
+delivery to fake MXs on 127.x.y.z:25 (fake_mx.py), retries, bounces (parsed
+with dsn_check.py), TLS policy, smarthost port fallback, restarts."""
+
+import itertools
+import os
+import random
+import signal
+import time
+
+import pytest
+
+import tern_harness as th
+from dsn_check import parse_dsn, parse_report
+from fake_dns import FakeDNS
+from fake_mx import FakeMX, refused_port
+from tern_harness import SMTPClient, check, sasl_plain
+
+ALICE, ALICE_PW = "alice@localhost", "pw-Alice-outbound"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fake MXs bind port 25: needs root")
+
+_net = itertools.count(random.randrange(1, 200))
+
+
+def mx_addr():
+    """A loopback address of our own for one fake MX (concurrent runs and
+    other tests use others)."""
+    n = next(_net) % 250 + 1
+    return f"127.{90 + os.getpid() % 60}.{n}.{random.randrange(2, 250)}"
+
+
+@pytest.fixture
+def dns():
+    d = FakeDNS().start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def mxs():
+    started = []
+
+    def make(**kw):
+        kw.setdefault("host", mx_addr())
+        kw.setdefault("port", 25)
+        m = FakeMX(**kw).start()
+        started.append(m)
+        return m
+    yield make
+    for m in started:
+        m.stop()
+
+
+def start_ternd(factory, dns, **kw):
+    base = factory.base()
+    users = th.write_users(base / "users", {ALICE: ALICE_PW})
+    cfg = dict(dns_server=dns.addr, dns_timeout="300ms", queue_retry="1s",
+               queue_retry_max="1s", smtp_connect_timeout="2s", smtp_command_timeout="5s",
+               users=str(users), auth_failure_delay=0)
+    cfg.update(kw)
+    return factory.start(base=base, listeners=["mx", "submissions"], **cfg)
+
+
+def submit(t, rcpts, body=b"Subject: out\r\n\r\nhello out there\r\n", sender=ALICE, params=""):
+    with th.smtps_client(t.port_for("submissions")) as c:
+        c.ehlo()
+        c.expect("AUTH PLAIN " + sasl_plain(ALICE, ALICE_PW), 235)
+        qid = c.send_message(sender, rcpts, body, params=params)
+        c.expect("QUIT", 221)
+    return qid
+
+
+def deliveries(t, **match):
+    out = []
+    for ln in th.log_events(t.log(), "delivery"):
+        if all(f"{k}={v}" in ln or f'{k}="{v}"' in ln for k, v in match.items()):
+            out.append(ln)
+    return out
+
+
+def wait_delivery(t, timeout=20, **match):
+    return th.wait_until(lambda: deliveries(t, **match), timeout=timeout)[-1]
+
+
+def zone(dns, domain, mx_list):
+    """mx_list: [(pref, FakeMX or ip string)]"""
+    for i, (pref, target) in enumerate(mx_list):
+        host = f"mx{i + 1}.{domain}"
+        dns.add(domain, "MX", (pref, host))
+        dns.add(host, "A", target.host if hasattr(target, "host") else target)
+
+
+def test_delivery_with_starttls_logged_with_reply_and_tls(ternd_factory, dns, mxs):
+    mx = mxs(starttls=True, hostname="mx1.remote.example")
+    zone(dns, "remote.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    qid = submit(t, ["bob@remote.example", "carol@remote.example"])
+    msgs = mx.wait_messages(1, timeout=20)
+    assert sorted(msgs[0]["rcpt_tos"]) == ["bob@remote.example", "carol@remote.example"]
+    assert msgs[0]["mail_from"] == ALICE
+    assert msgs[0]["tls"] and msgs[0]["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+    assert b"hello out there" in msgs[0]["data"]
+    line = wait_delivery(t, qid=qid, to="bob@remote.example", status="sent")
+    assert f"relay=\"mx1.remote.example[{mx.host}]:25\"" in line
+    assert "tls=\"TLSv1." in line or "tls=TLSv1." in line
+    assert "detail=\"250" in line
+    assert "delay=" in line
+    assert mx.sessions == 1          # both recipients in one transaction
+    th.wait_queue_empty(t.data_dir)
+    assert ("remote.example", "MX") in dns.queries
+
+
+def test_plaintext_mx_delivery_says_plaintext(ternd_factory, dns, mxs):
+    mx = mxs(starttls=False)
+    zone(dns, "plain.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@plain.example"])
+    mx.wait_messages(1, timeout=20)
+    line = wait_delivery(t, to="bob@plain.example", status="sent")
+    assert "tls=\"plaintext\"" in line
+
+
+def test_mx_preference_and_fallback_to_next_mx(ternd_factory, dns, mxs):
+    dead = mx_addr()                     # nothing listens there: refused
+    good = mxs()
+    zone(dns, "pref.example", [(10, dead), (20, good)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@pref.example"])
+    good.wait_messages(1, timeout=20)
+    line = wait_delivery(t, to="bob@pref.example", status="sent")
+    assert f"[{good.host}]:25" in line
+
+
+def test_no_mx_falls_back_to_a_record(ternd_factory, dns, mxs):
+    mx = mxs()
+    dns.add("amx.example", "A", mx.host)
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@amx.example"])
+    mx.wait_messages(1, timeout=20)
+    assert f"amx.example[{mx.host}]:25" in wait_delivery(t, to="bob@amx.example", status="sent")
+
+
+def bounces(t, user="alice"):
+    return th.read_mail(t.data_dir, "localhost", user)
+
+
+def wait_bounce(t, timeout=20):
+    th.wait_until(lambda: bounces(t), timeout=timeout)
+    return bounces(t)[-1]
+
+
+def test_null_mx_bounces_at_once(ternd_factory, dns):
+    dns.null_mx("nullmx.example")
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@nullmx.example"])
+    raw = wait_bounce(t)
+    (r,) = parse_dsn(raw.split(b"\n", 1)[1] if raw.startswith(b"Return-Path") else raw)
+    assert r["action"] == "failed" and r["status"] == "5.1.10"
+    assert r["final_recipient"] == "bob@nullmx.example"
+    assert not dns.asked("nullmx.example", "A")      # never the implicit MX
+
+
+def test_4xx_then_success_after_retry(ternd_factory, dns, mxs):
+    mx = mxs(script={"RCPT": [(451, "4.3.0 try again later"), None]})
+    zone(dns, "later.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    qid = submit(t, ["bob@later.example"])
+    wait_delivery(t, qid=qid, status="deferred")
+    mx.wait_messages(1, timeout=20)
+    wait_delivery(t, qid=qid, status="sent")
+    th.wait_queue_empty(t.data_dir)
+    assert not bounces(t)
+
+
+def test_5xx_bounces_with_the_remote_reply(ternd_factory, dns, mxs):
+    mx = mxs(rcpt_replies={"nouser@hard.example": (550, "5.1.1 no such user here")})
+    zone(dns, "hard.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["nouser@hard.example", "bob@hard.example"])
+    mx.wait_messages(1, timeout=20)
+    raw = wait_bounce(t)
+    rep = parse_report(raw)
+    assert rep["to"].endswith(f"<{ALICE}>") or ALICE in rep["to"]
+    (r,) = parse_dsn(raw)
+    assert r["action"] == "failed" and r["status"] == "5.1.1"
+    assert r["final_recipient"] == "nouser@hard.example"
+    assert "550 5.1.1 no such user here" in r["diagnostic"]
+    assert r["remote_mta"] and "mx1.hard.example" in r["remote_mta"]
+    # the bounce itself has the null sender
+    assert raw.startswith(b"Return-Path: <>")
+    th.wait_queue_empty(t.data_dir)
+
+
+def test_expiry_bounces_the_deferred_recipient(ternd_factory, dns, mxs):
+    mx = mxs(script={"RCPT": (450, "4.2.1 mailbox busy")})
+    zone(dns, "busy.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns, queue_lifetime="3s")
+    submit(t, ["bob@busy.example"])
+    raw = wait_bounce(t, timeout=30)
+    (r,) = parse_dsn(raw)
+    assert r["action"] == "failed" and r["status"] == "4.4.7"
+    assert "mailbox busy" in (r["diagnostic"] or "") + r["human"]
+    assert deliveries(t, to="bob@busy.example", status="expired")
+
+
+def test_encrypt_policy_refuses_plaintext_mx(ternd_factory, dns, mxs):
+    mx = mxs(starttls=False)
+    zone(dns, "strict.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns, smtp_tls_policy="strict.example encrypt")
+    submit(t, ["bob@strict.example"])
+    line = wait_delivery(t, to="bob@strict.example", status="deferred")
+    assert "5.7" in line or "TLS" in line or "STARTTLS" in line
+    time.sleep(1.5)
+    assert mx.messages == []
+
+
+def test_8bit_body_to_server_without_8bitmime_bounces(ternd_factory, dns, mxs):
+    mx = mxs(eightbitmime=False)
+    zone(dns, "seven.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@seven.example"], body="Subject: caf\u00e9\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode(),
+           params=" BODY=8BITMIME")
+    raw = wait_bounce(t)
+    (r,) = parse_dsn(raw)
+    assert r["status"] == "5.6.3"
+    assert mx.messages == []
+
+
+def test_dns_servfail_defers_and_nxdomain_bounces(ternd_factory, dns):
+    dns.set_rcode("broken.example", "SERVFAIL")
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@broken.example", "bob@nowhere.example"])
+    wait_delivery(t, to="bob@broken.example", status="deferred")
+    raw = wait_bounce(t)
+    (r,) = parse_dsn(raw)
+    assert r["final_recipient"] == "bob@nowhere.example" and r["status"] == "5.1.2"
+
+
+def test_smarthost_with_auth_falls_back_to_next_port(ternd_factory, dns, mxs):
+    """587 refused, the next port (2525 here, a STARTTLS fake with AUTH)
+    takes it; the log names the port that worked."""
+    relay = mxs(host="127.0.0.1", port=0, starttls=True, auth={"app": "relay-secret"},
+                hostname="smtp.provider.test")
+    closed = refused_port("127.0.0.1")
+    base = ternd_factory.base()
+    pw = base / "relay.pw"
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"relay-secret\n")
+    os.close(fd)
+    dns.add("smtp.provider.test", "A", "127.0.0.1")
+    t = start_ternd(ternd_factory, dns,
+                    relay=f"smarthost smtp.provider.test auth app {pw} "
+                          f"fallback {closed}/starttls,{relay.port}/starttls")
+    submit(t, ["bob@anywhere.example"])
+    msgs = relay.wait_messages(1, timeout=20)
+    assert msgs[0]["auth_user"] == "app"
+    assert msgs[0]["tls"]
+    line = wait_delivery(t, to="bob@anywhere.example", status="sent")
+    assert f"smtp.provider.test[127.0.0.1]:{relay.port}" in line
+
+
+def test_kill9_during_deliveries_loses_nothing(ternd_factory, dns, mxs):
+    mx = mxs(script={"DOT": ("DELAY", 0.3, None)})
+    zone(dns, "slow.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    rcpts = [f"u{i}@slow.example" for i in range(12)]
+    for r in rcpts:
+        submit(t, [r])
+    time.sleep(0.5)
+    t.kill9()
+    t.killed = True
+    t2 = th.Ternd(t.base, t.config, name="restarted")
+    ternd_factory.servers.append(t2)
+    t2.killed = False
+    t2.start()
+    th.wait_until(lambda: {r for m in mx.messages for r in m["rcpt_tos"]} >= set(rcpts), timeout=40)
+    th.wait_queue_empty(t2.data_dir, timeout=20)
