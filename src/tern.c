@@ -16,7 +16,19 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  queue list [-d DIR]   list the messages waiting in the spool of DIR\n"
 		"                        (default ./var): queue id, age, size, sender,\n"
-		"                        recipients still to deliver\n"
+		"                        recipients; held messages are marked (held)\n"
+		"  queue show ID [-d DIR]\n"
+		"                        one message: envelope, arrival, size,\n"
+		"                        recipients, delivery state, first header lines\n"
+		"  queue flush [ID|@domain] [-d DIR]\n"
+		"                        try delivery now: every message, message ID,\n"
+		"                        or the messages for a domain (as ETRN does)\n"
+		"  queue delete ID [-d DIR]    remove a message (no bounce is sent)\n"
+		"  queue hold ID [-d DIR]      keep a message from delivery (spool/hold/)\n"
+		"  queue release ID [-d DIR]   deliver a held message again\n"
+		"                        flush, delete, hold and release ask ternd's\n"
+		"                        queue process over DIR/control.sock: run them\n"
+		"                        as root (or as ternd's unprivileged user)\n"
 		"  user add NAME [--scheme S] [-f FILE]\n"
 		"                        add an account; the password is read from\n"
 		"                        stdin (typed twice, unechoed, on a terminal)\n"
@@ -36,8 +48,8 @@ static void usage(FILE *out)
 		"  version               print the version\n"
 		"  help                  this text\n"
 		"\n"
-		"Coming with later work: queue control (flush, hold,\n"
-		"delete), DKIM keys, doctor (why mail does not go through), send.\n");
+		"Coming with later work: DKIM keys, doctor (why mail does not go\n"
+		"through), send.\n");
 }
 
 int main(int argc, char **argv)

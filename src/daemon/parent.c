@@ -335,7 +335,7 @@ static int load_relay_pass(const struct conf *c, char *out, size_t cap, char *er
 	}
 	if (st.st_mode & 077) {
 		fclose(f);
-		snprintf(err, errlen, "%s is readable by group or others (chmod 600 %s)", path, path);
+		snprintf(err, errlen, "%.400s is readable by group or others (chmod 600 %.400s)", path, path);
 		return -1;
 	}
 	if (fgets(out, (int)cap, f) == NULL)

@@ -74,6 +74,9 @@ void cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 		auth_ehlo_line(s, line, sizeof line);
 		session_send_raw(s, line);
 	}
+	/* RFC 1985 4: only where someone may use it. */
+	if (cf->etrn_allow[0] != '\0')
+		session_send_raw(s, "250-ETRN\r\n");
 	session_send_raw(s, "250-8BITMIME\r\n"
 			    "250-ENHANCEDSTATUSCODES\r\n"
 			    "250-SMTPUTF8\r\n"

@@ -1,6 +1,12 @@
-/* cmd_misc.c - RSET NOOP QUIT VRFY EXPN HELP, and the verbs later issues fill in. */
+/* cmd_misc.c - RSET NOOP QUIT VRFY EXPN HELP STARTTLS, and ETRN (RFC 1985). */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../lib/log.h"
+#include "../proto/ctl.h"
+#include "../spool/control.h"
 #include "session.h"
 
 static const struct smtp_reply r_ok = { 250, "2.0.0", "Ok" };
@@ -19,7 +25,12 @@ static const struct smtp_reply r_tls_ready = { 220, "2.0.0", "Ready to start TLS
 static const struct smtp_reply r_tls_active = { 503, "5.5.1", "TLS already active" };
 static const struct smtp_reply r_tls_not_here = { 502, "5.5.1", "STARTTLS is not offered on this port" };
 static const struct smtp_reply r_starttls_syntax = { 501, "5.5.4", "Syntax: STARTTLS (no arguments)" };
-static const struct smtp_reply r_etrn = { 502, "5.5.1", "ETRN is not available" };
+static const struct smtp_reply r_etrn_denied = {
+	502, "5.7.0", "ETRN is not allowed from your address (setting etrn_allow)"
+};
+static const struct smtp_reply r_etrn_syntax = {
+	501, "5.5.4", "Syntax: ETRN domain (RFC 1985)"
+};
 
 void cmd_rset(struct session *s, const struct smtp_cmd *c)
 {
@@ -120,8 +131,117 @@ void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 }
 
 
+/* Whether addr (v4 or v6, 4 or 16 octets) is inside "ADDR[/LEN]". */
+static bool in_net(const char *spec, int fam, const uint8_t *addr)
+{
+	char a[64];
+	uint8_t net[16];
+	const char *slash = strchr(spec, '/');
+	size_t n = slash ? (size_t)(slash - spec) : strlen(spec);
+	unsigned len = fam == AF_INET ? 32 : 128, bits;
+
+	if (n >= sizeof a)
+		return false;
+	memcpy(a, spec, n);
+	a[n] = '\0';
+	if (inet_pton(fam, a, net) != 1)
+		return false;
+	bits = slash ? (unsigned)atoi(slash + 1) : len;
+	for (unsigned i = 0; i < bits && i < len; i++)
+		if (((net[i / 8] ^ addr[i / 8]) >> (7 - i % 8)) & 1)
+			return false;
+	return true;
+}
+
+static bool etrn_allowed(const struct session *s)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&s->peer;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&s->peer;
+	char list[CONF_PATH_MAX], *save = NULL, *w;
+	int fam = s->peer.ss_family;
+	const uint8_t *addr;
+
+	if (fam == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		fam = AF_INET;
+		addr = a6->sin6_addr.s6_addr + 12;
+	} else {
+		addr = fam == AF_INET ? (const uint8_t *)&a4->sin_addr : a6->sin6_addr.s6_addr;
+	}
+	snprintf(list, sizeof list, "%s", s->w->conf->etrn_allow);
+	for (w = strtok_r(list, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save))
+		if ((strchr(w, ':') != NULL) == (fam == AF_INET6) && in_net(w, fam, addr))
+			return true;
+	return false;
+}
+
+/* The queue process is asked over its control socket, from the thread pool. */
+struct etrn_job {
+	uv_work_t work;
+	struct session *s;
+	char domain[CTL_DOMAIN_MAX + 1];
+	char reply[CTL_LINE_MAX + 1];
+	int rc;
+};
+
+static void etrn_work(uv_work_t *w)
+{
+	struct etrn_job *j = w->data;
+	char line[CTL_LINE_MAX];
+
+	snprintf(line, sizeof line, "ETRN @%s", j->domain);
+	j->rc = control_request(CONTROL_SOCK_NAME, line, j->reply, sizeof j->reply, 5000);
+}
+
+static void etrn_done(uv_work_t *w, int status)
+{
+	struct etrn_job *j = w->data;
+	struct session *s = j->s;
+	struct ctl_reply r;
+
+	if (s->state != SESS_CLOSING) {
+		s->state = SESS_COMMAND;
+		/* RFC 1985 5: 250 started, 251 nothing waiting, 458 cannot. */
+		if (status != 0 || j->rc != 0 ||
+		    ctl_parse_reply((const uint8_t *)j->reply, strlen(j->reply), &r) < 0 || !r.ok)
+			session_replyf(s, 458, "4.3.0", "Unable to queue messages for node %s", j->domain);
+		else if (r.n == 0)
+			session_replyf(s, 251, "2.0.0", "OK, no messages waiting for node %s", j->domain);
+		else
+			session_replyf(s, 250, "2.0.0", "Queuing for node %s started", j->domain);
+		session_log(s, "etrn", "domain=%s result=\"%s\"", j->domain, j->rc == 0 ? j->reply : "no queue process");
+		session_restart_timer(s);
+		session_process(s);
+	}
+	free(j);
+	session_unref(s);
+}
+
 void cmd_etrn(struct session *s, const struct smtp_cmd *c)
 {
-	(void)c;
-	session_reply(s, &r_etrn);
+	struct slice arg = c->arg;
+	struct etrn_job *j;
+
+	if (!etrn_allowed(s)) {
+		session_error(s, &r_etrn_denied);
+		return;
+	}
+	if (arg.len > 0 && arg.p[0] == '@') {
+		arg.p++;
+		arg.len--;
+	}
+	if ((j = calloc(1, sizeof *j)) == NULL) {
+		session_replyf(s, 458, "4.3.0", "Unable to queue messages now");
+		return;
+	}
+	if (ctl_domain_norm(arg.p, arg.len, j->domain, sizeof j->domain) < 0) {
+		free(j);
+		session_error(s, &r_etrn_syntax);
+		return;
+	}
+	j->s = s;
+	j->work.data = j;
+	s->state = SESS_WAIT;
+	session_ref(s);
+	if (uv_queue_work(s->w->loop, &j->work, etrn_work, etrn_done) != 0)
+		tern_bug("event=bug what=\"uv_queue_work refused a valid request\"");
 }

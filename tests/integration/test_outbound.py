@@ -277,3 +277,29 @@ def test_kill9_during_deliveries_loses_nothing(ternd_factory, dns, mxs):
     t2.start()
     th.wait_until(lambda: {r for m in mx.messages for r in m["rcpt_tos"]} >= set(rcpts), timeout=40)
     th.wait_queue_empty(t2.data_dir, timeout=20)
+
+
+def test_etrn_starts_a_queue_run_only_for_allowed_clients(ternd_factory, dns, mxs):
+    """RFC 1985: a deferred message waits for its (long) retry time until an
+    allowed client says ETRN."""
+    mx = mxs(script={"RCPT": [(451, "4.3.0 not now"), None]})
+    zone(dns, "etrn.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns, queue_retry="10m", queue_retry_max="10m",
+                    etrn_allow="127.0.0.1/32 ::1")
+    qid = submit(t, ["bob@etrn.example"])
+    wait_delivery(t, qid=qid, status="deferred")
+    time.sleep(1)
+    assert mx.messages == []
+    with SMTPClient(t.port) as c:
+        c.ehlo()
+        check(c.cmd("ETRN"), 501, "5.5.4")
+        check(c.cmd("ETRN etrn.example"), 250, "2.0.0")
+    mx.wait_messages(1, timeout=15)
+    wait_delivery(t, qid=qid, status="sent")
+
+
+def test_etrn_refused_for_other_clients(ternd_factory, dns):
+    t = start_ternd(ternd_factory, dns, etrn_allow="192.0.2.0/24")
+    with SMTPClient(t.port) as c:
+        c.ehlo()
+        check(c.cmd("ETRN etrn.example"), 502, "5.7.0")
