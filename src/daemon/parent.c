@@ -636,7 +636,9 @@ static void print_ready(const struct daemon *d)
 	printf("  local domains:");
 	for (size_t i = 0; i < c->ndomains; i++)
 		printf(" %s", c->domains[i]);
-	printf("\n  mail is delivered to %s\n", c->maildir);
+	printf("\n  mail is delivered to %s\n", c->deliver == DELIVER_LMTP ? c->lmtp : c->maildir);
+	if (c->relay.host[0] != '\0')
+		printf("  mail for other domains goes through %s\n", c->relay.host);
 	if (mx != NULL)
 		printf("Send a first message:\n  swaks --server %s:%u --from you@example.com --to postmaster@%s\n",
 		       mx->addr[0] && strchr(mx->addr, ':') == NULL ? mx->addr : "127.0.0.1",
