@@ -38,6 +38,7 @@ enum knob_kind {
 	K_TLSPOL,
 	K_RELAY,
 	K_ADDRS,
+	K_TRANSPORT,
 };
 
 struct knob {
@@ -740,6 +741,42 @@ static int set_tls_policy(struct ctx *x)
 	return 0;
 }
 
+/* "transport DOMAIN HOST:PORT" (HOST a name or "[address]"); one per domain. */
+static int set_transport(struct ctx *x)
+{
+	struct conf *c = x->c;
+	struct transport_conf *t;
+	char *dom, *hp, *colon, *endp;
+	const char *why;
+	unsigned long port;
+
+	if (need(x, &dom) < 0 || need(x, &hp) < 0 || end(x) < 0)
+		return -1;
+	if ((why = domain_problem(dom)) != NULL)
+		return fail(x, SHOWFMT " is not a valid domain: it %s", SHOW(dom), why);
+	colon = strrchr(hp, ':');
+	if (colon == NULL || colon == hp || (hp[0] == '[' && colon[-1] != ']'))
+		return fail(x, SHOWFMT ": write HOST:PORT or [ADDRESS]:PORT", SHOW(hp));
+	port = strtoul(colon + 1, &endp, 10);
+	if (*endp != '\0' || colon[1] == '\0' || port == 0 || port > 65535)
+		return fail(x, SHOWFMT ": the port must be 1 to 65535", SHOW(hp));
+	*colon = '\0';
+	if (hp[0] != '[' && (why = domain_problem(hp)) != NULL)
+		return fail(x, SHOWFMT " is not a host name: it %s", SHOW(hp), why);
+	lower(dom);
+	for (size_t i = 0; i < c->ntransports; i++)
+		if (strcmp(c->transports[i].domain, dom) == 0)
+			return fail(x, "a transport for " SHOWFMT " is given twice", SHOW(dom));
+	if (c->ntransports == CONF_MAX_TRANSPORTS)
+		return fail(x, "more than %d transports", CONF_MAX_TRANSPORTS);
+	t = &c->transports[c->ntransports++];
+	snprintf(t->domain, sizeof t->domain, "%s", dom);
+	snprintf(t->host, sizeof t->host, "%s", hp);
+	lower(t->host);
+	t->port = (uint16_t)port;
+	return 0;
+}
+
 static const char *const relay_mode_names[] = { "starttls", "tls", "plain" };
 
 /* "PORT/MODE,PORT/MODE...": the smarthost ports in the order to try. */
@@ -1016,6 +1053,8 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 		return set_sni(x);
 	case K_TLSPOL:
 		return set_tls_policy(x);
+	case K_TRANSPORT:
+		return set_transport(x);
 	default:
 		break;
 	}

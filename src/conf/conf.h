@@ -127,6 +127,15 @@ struct relay_conf {
 	char auth_file[CONF_PATH_MAX];	/* the password, first line; mode 0600 */
 };
 
+#define CONF_MAX_TRANSPORTS 64
+
+/* `transport DOMAIN HOST:PORT`: a fixed next hop instead of the MX. */
+struct transport_conf {
+	char domain[CONF_NAME_MAX];	/* lower case */
+	char host[CONF_NAME_MAX];	/* a name, or an address in brackets */
+	uint16_t port;
+};
+
 /* Local delivery: a Maildir template, or LMTP (RFC 2033). */
 enum deliver_method { DELIVER_MAILDIR = 0, DELIVER_LMTP };
 
@@ -181,6 +190,9 @@ struct conf {
 	uint32_t smtp_command_timeout;	/* seconds: caps RFC 5321 4.5.3.2's */
 	unsigned smtp_destination_concurrency;
 	char etrn_allow[CONF_PATH_MAX];	/* client addresses that may ETRN, "" none */
+	char trusted_networks[CONF_PATH_MAX]; /* may relay without AUTH, "" none */
+	struct transport_conf transports[CONF_MAX_TRANSPORTS];
+	size_t ntransports;
 	unsigned auth_mechs;		/* AUTH_MECH_* bits (auth_mechanisms) */
 	char auth_dovecot[CONF_PATH_MAX]; /* "": the users file checks logins */
 	unsigned auth_max_failures;	/* per address, in the window; then locked */

@@ -233,7 +233,7 @@ static void remember(struct remote_job *j, const struct smtpc_result *res)
 	else
 		snprintf(j->last_text, sizeof j->last_text, "%.200s: %.280s", j->hosts[j->host_i].host,
 			 res->text);
-	j->last_temporary = res->temporary || res->code == 0 || res->code / 100 != 5;
+	j->last_temporary = res->temporary;
 }
 
 /* Open a connection to the current address of the current host. */
@@ -343,7 +343,7 @@ static void on_done(struct smtpc *c, struct smtpc_msg *m, const struct smtpc_res
 	snprintf(j->relay, sizeof j->relay, "%s", k->relay);
 	snprintf(j->tls, sizeof j->tls, "%s", k->tls);
 	/* Anything without its own reply gets the transaction's. */
-	fill(j, res->temporary || res->code == 0, res->enh[0] ? res->enh : "4.4.2", res->text);
+	fill(j, res->temporary, res->enh[0] ? res->enh : "4.4.2", res->text);
 	k->job = NULL;
 	if (!res->reusable) {
 		smtpc_quit(c);
@@ -610,6 +610,22 @@ static void start(struct remote_job *j)
 			next_host(j);
 		return;
 	}
+	for (size_t i = 0; i < j->r->conf->ntransports; i++) {
+		const struct transport_conf *t = &j->r->conf->transports[i];
+
+		if (strcasecmp(t->domain, j->domain) != 0)
+			continue;
+		/* A fixed next hop for this domain: no MX lookup. */
+		if (targets(j, 1) < 0) {
+			fail_all(j, true, "4.3.0", "out of memory");
+			return;
+		}
+		snprintf(j->hosts[0].host, sizeof j->hosts[0].host, "%s", t->host);
+		j->ports[0] = t->port;
+		j->modes[0] = policy_for(j->r, j->domain);
+		next_host(j);
+		return;
+	}
 	if (rc->host[0] != '\0') {
 		/* The smarthost, on each port in the configured order. */
 		if (targets(j, rc->nports) < 0) {
@@ -633,7 +649,18 @@ static void start(struct remote_job *j)
 
 int remote_deliver(struct remote *r, struct remote_job *j)
 {
-	const char *key = j->lmtp ? "\001lmtp" : r->conf->relay.host[0] ? "\001relay" : j->domain;
+	const char *key = j->lmtp ? "\001lmtp" : j->domain;
+
+	/* The smarthost is one destination for every domain it carries,
+	 * unless a transport sends this domain elsewhere. */
+	if (!j->lmtp && r->conf->relay.host[0] != '\0') {
+		bool own = false;
+
+		for (size_t i = 0; i < r->conf->ntransports && !own; i++)
+			own = strcasecmp(r->conf->transports[i].domain, j->domain) == 0;
+		if (!own)
+			key = "\001relay";
+	}
 
 	j->r = r;
 	j->relay[0] = j->tls[0] = j->note[0] = '\0';

@@ -6,7 +6,7 @@
  *	struct smtpc_opts o;
  *	smtpc_opts_init(&o);			 RFC 5321 4.5.3.2 timeouts
  *	o.helo_name = "mx.example.com"; o.tls = SMTPC_TLS_MAY; o.tls_ctx = ctx;
- *	c = smtpc_connect(loop, (struct sockaddr *)&sin, &o, &cbs, arg);
+ *	c = smtpc_connect(loop, (struct sockaddr *)&sin, &o, &cbs, arg, err, sizeof err);
  *	   later cbs.ready(c, &r, arg):	 r.ok ? smtpc_send(c, &msg) : smtpc_quit(c)
  *	   later cbs.done(c, &msg, &r, arg):	 each msg.rcpts[i] has its result;
  *					 r.reusable ? smtpc_send(c, &next) : smtpc_quit(c)
@@ -80,16 +80,16 @@
  *	the buffers that held them are wiped after use.
  *
  *	Transaction (smtpc_send):
- *	  Checked before MAIL, permanent, nothing sent (the connection stays
- *	  usable): a message larger than the server's SIZE (552 5.3.4, RFC
- *	  1870); BODY=8BITMIME to a server without 8BITMIME (554 5.6.3
+ *	  Checked before MAIL, permanent, nothing sent (code 0, our enh; the
+ *	  connection stays usable): a message larger than the server's SIZE
+ *	  (5.3.4, RFC 1870); BODY=8BITMIME to a server without 8BITMIME (5.6.3
  *	  "Conversion required but not supported": RFC 6152 3 lets us convert
  *	  to 7 bit or bounce, and tern bounces, as conversion would break DKIM
  *	  signatures and needs a MIME rewriter); BODY=BINARYMIME to a server
  *	  without BINARYMIME and CHUNKING (5.6.3 too); SMTPUTF8 to a server
- *	  without SMTPUTF8 (553 5.6.7, RFC 6531 3.5); a sender address with a
- *	  control octet (553 5.1.7); a recipient address with one fails that
- *	  recipient alone (553 5.1.3).
+ *	  without SMTPUTF8 (5.6.7, RFC 6531 3.5); a sender address with a
+ *	  control octet (5.1.7); a recipient address that is empty or has one
+ *	  fails that recipient alone (5.1.3).
  *	  MAIL FROM:<mail_from> with SIZE=size (RFC 1870; size 0: the sum of
  *	  data), BODY=8BITMIME or BINARYMIME, SMTPUTF8, RET= and ENVID= (RFC
  *	  3461: only with DSN offered), AUTH=auth_param xtext-encoded by us
@@ -127,15 +127,17 @@
  *			one recipient was accepted at the end (each recipient's
  *			own result says which).
  *	  stage, code, enh, text, temporary: for a failure, where it
- *			happened and why; for success, the last reply (the
- *			EHLO's, the dot's). code 0: no reply from the server
+ *			happened and why; for success, the last reply (ready:
+ *			the EHLO's or AUTH's; done: the dot's, for LMTP the last
+ *			recipient's). code 0: no reply from the server
  *			(connect failure, lost connection, timeout, a check of
  *			ours): enh and text are ours then, e.g. 4.4.1 "connect to
  *			192.0.2.1:25: connection refused", 4.4.2 "timeout after
  *			300 s waiting for the reply to MAIL FROM", 5.3.4 "message
- *			size 2000 exceeds the server's SIZE 1000". With a code,
- *			text is the server's (escaped, capped, see smtp_reply.h)
- *			and temporary is the code's first digit 4.
+ *			size 2000 exceeds the limit of 192.0.2.1:25 (SIZE 1000)".
+ *			With a code, text is the server's (escaped, capped, see
+ *			smtp_reply.h) and temporary is the code's first digit 4
+ *			(but a refused AUTH or required TLS is always temporary).
  *	  reusable	done() only: the connection may take smtpc_send() again.
  *	  peer		"192.0.2.1:25", "[2001:db8::1]:25" or "unix:/path".
  *	  tls_*		"" / false in plaintext; tls_verify_error says why a
@@ -151,12 +153,16 @@
  *
  * DIAGNOSTICS
  *	smtpc_connect() returns NULL only for an impossible request (an
- *	address family it cannot use, a TLS policy without tls_ctx) or when
- *	memory runs out, with the reason in err; nothing is called back then.
+ *	address family it cannot use, a TLS policy without tls_ctx, a name or
+ *	credential longer than SMTPC_NAME_MAX or holding a control octet) or
+ *	when memory runs out, with the reason in err; nothing is called back
+ *	then. Everything that goes wrong on the network comes in ready().
  *	smtpc_send() returns -1 when c is not ready for a message (before
  *	ready(), after a failure or a non-reusable done(), while a transaction
- *	runs, after smtpc_quit()) or msg has no recipient: a bug of the
- *	caller; nothing is called back for it.
+ *	runs, after smtpc_quit()), when msg has no recipient (a bug of the
+ *	caller), or when memory runs out; nothing is called back for it. A
+ *	connection that died while idle after a reusable done() is not a -1:
+ *	that message's done() says so (temporary, 4.4.2).
  */
 #ifndef TERN_SMTP_CLIENT_H
 #define TERN_SMTP_CLIENT_H

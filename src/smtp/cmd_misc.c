@@ -131,49 +131,6 @@ void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 }
 
 
-/* Whether addr (v4 or v6, 4 or 16 octets) is inside "ADDR[/LEN]". */
-static bool in_net(const char *spec, int fam, const uint8_t *addr)
-{
-	char a[64];
-	uint8_t net[16];
-	const char *slash = strchr(spec, '/');
-	size_t n = slash ? (size_t)(slash - spec) : strlen(spec);
-	unsigned len = fam == AF_INET ? 32 : 128, bits;
-
-	if (n >= sizeof a)
-		return false;
-	memcpy(a, spec, n);
-	a[n] = '\0';
-	if (inet_pton(fam, a, net) != 1)
-		return false;
-	bits = slash ? (unsigned)atoi(slash + 1) : len;
-	for (unsigned i = 0; i < bits && i < len; i++)
-		if (((net[i / 8] ^ addr[i / 8]) >> (7 - i % 8)) & 1)
-			return false;
-	return true;
-}
-
-static bool etrn_allowed(const struct session *s)
-{
-	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&s->peer;
-	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&s->peer;
-	char list[CONF_PATH_MAX], *save = NULL, *w;
-	int fam = s->peer.ss_family;
-	const uint8_t *addr;
-
-	if (fam == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
-		fam = AF_INET;
-		addr = a6->sin6_addr.s6_addr + 12;
-	} else {
-		addr = fam == AF_INET ? (const uint8_t *)&a4->sin_addr : a6->sin6_addr.s6_addr;
-	}
-	snprintf(list, sizeof list, "%s", s->w->conf->etrn_allow);
-	for (w = strtok_r(list, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save))
-		if ((strchr(w, ':') != NULL) == (fam == AF_INET6) && in_net(w, fam, addr))
-			return true;
-	return false;
-}
-
 /* The queue process is asked over its control socket, from the thread pool. */
 struct etrn_job {
 	uv_work_t work;
@@ -221,7 +178,7 @@ void cmd_etrn(struct session *s, const struct smtp_cmd *c)
 	struct slice arg = c->arg;
 	struct etrn_job *j;
 
-	if (!etrn_allowed(s)) {
+	if (!session_peer_in(s, s->w->conf->etrn_allow)) {
 		session_error(s, &r_etrn_denied);
 		return;
 	}

@@ -28,7 +28,8 @@ static const struct smtp_reply r_ok = { 250, "2.1.5", "Ok" };
 
 /*
  * DESIGN.md invariant 4: without authentication, only our own domains;
- * an authenticated user may send anywhere (*remote is set). Checked on the
+ * an authenticated user, or a client in trusted_networks, may send
+ * anywhere (*remote is set). Checked on the
  * decoded address, so no quoting, source route, percent hack or bang path
  * can name another destination.
  */
@@ -48,7 +49,7 @@ static const struct smtp_reply *relay_check(struct session *s, struct mailbox *m
 	if (mb->domain_literal)
 		return &r_literal;
 	*remote = !conf_is_local_domain(cf, mb->domain);
-	if (*remote && s->auth_user[0] == '\0')
+	if (*remote && s->auth_user[0] == '\0' && !session_peer_in(s, cf->trusted_networks))
 		return &r_relay;
 	return NULL;
 }

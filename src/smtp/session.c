@@ -134,6 +134,49 @@ static bool peer_is_loopback(const struct session *s)
 	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && a6->sin6_addr.s6_addr[12] == 127;
 }
 
+/* Whether addr (v4 or v6, 4 or 16 octets) is inside "ADDR[/LEN]". */
+static bool in_net(const char *spec, int fam, const uint8_t *addr)
+{
+	char a[64];
+	uint8_t net[16];
+	const char *slash = strchr(spec, '/');
+	size_t n = slash ? (size_t)(slash - spec) : strlen(spec);
+	unsigned len = fam == AF_INET ? 32 : 128, bits;
+
+	if (n >= sizeof a)
+		return false;
+	memcpy(a, spec, n);
+	a[n] = '\0';
+	if (inet_pton(fam, a, net) != 1)
+		return false;
+	bits = slash ? (unsigned)atoi(slash + 1) : len;
+	for (unsigned i = 0; i < bits && i < len; i++)
+		if (((net[i / 8] ^ addr[i / 8]) >> (7 - i % 8)) & 1)
+			return false;
+	return true;
+}
+
+bool session_peer_in(const struct session *s, const char *networks)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&s->peer;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&s->peer;
+	char list[CONF_PATH_MAX], *save = NULL, *w;
+	int fam = s->peer.ss_family;
+	const uint8_t *addr;
+
+	if (fam == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		fam = AF_INET;
+		addr = a6->sin6_addr.s6_addr + 12;
+	} else {
+		addr = fam == AF_INET ? (const uint8_t *)&a4->sin_addr : a6->sin6_addr.s6_addr;
+	}
+	snprintf(list, sizeof list, "%s", networks);
+	for (w = strtok_r(list, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save))
+		if ((strchr(w, ':') != NULL) == (fam == AF_INET6) && in_net(w, fam, addr))
+			return true;
+	return false;
+}
+
 void session_local_ip(struct session *s, char *out, size_t cap)
 {
 	struct sockaddr_storage ss;

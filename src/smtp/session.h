@@ -209,6 +209,9 @@ void session_log(struct session *s, const char *event, const char *fmt, ...)
 /* AUTH may be taken here: inside TLS, or in plaintext from loopback when
  * the listener says plaintext_auth loopback (DESIGN.md invariant 5). */
 bool session_auth_secure(const struct session *s);
+/* The client's address is in the list "ADDR[/LEN] ..." (etrn_allow,
+ * trusted_networks); an IPv4-mapped IPv6 address counts as IPv4. */
+bool session_peer_in(const struct session *s, const char *networks);
 /* The address the client connected to, for logs and Dovecot's lip=. */
 void session_local_ip(struct session *s, char *out, size_t cap);
 

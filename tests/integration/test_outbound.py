@@ -303,3 +303,112 @@ def test_etrn_refused_for_other_clients(ternd_factory, dns):
     with SMTPClient(t.port) as c:
         c.ehlo()
         check(c.cmd("ETRN etrn.example"), 502, "5.7.0")
+
+
+def test_delay_warning_sent_once(ternd_factory, dns, mxs):
+    mx = mxs(script={"RCPT": (450, "4.2.1 mailbox busy")})
+    zone(dns, "slowpoke.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns, delay_warning="1s")
+    submit(t, ["bob@slowpoke.example"])
+    raw = wait_bounce(t, timeout=20)
+    (r,) = parse_dsn(raw)
+    assert r["action"] == "delayed" and r["status"].startswith("4.")
+    assert r["will_retry_until"]
+    time.sleep(4)                                  # more attempts, no more warnings
+    assert len(bounces(t)) == 1
+    assert len(th.log_events(t.log(), "dsn")) == 1
+
+
+def test_notify_never_means_no_bounce(ternd_factory, dns, mxs):
+    mx = mxs(rcpt_replies={"@never.example": (550, "5.1.1 no")})
+    zone(dns, "never.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    with th.smtps_client(t.port_for("submissions")) as c:
+        c.ehlo()
+        c.expect("AUTH PLAIN " + sasl_plain(ALICE, ALICE_PW), 235)
+        c.expect(f"MAIL FROM:<{ALICE}>", 250)
+        c.expect("RCPT TO:<bob@never.example> NOTIFY=NEVER", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+        check(c.reply(), 250)
+    wait_delivery(t, to="bob@never.example", status="bounced")
+    th.wait_queue_empty(t.data_dir)
+    time.sleep(0.5)
+    assert bounces(t) == []
+
+
+def test_ret_full_returns_the_whole_message(ternd_factory, dns, mxs):
+    mx = mxs(rcpt_replies={"@full.example": (550, "5.1.1 no")})
+    zone(dns, "full.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["bob@full.example"], body=b"Subject: whole\r\n\r\nthe body comes back\r\n",
+           params=" RET=FULL ENVID=abc123")
+    raw = wait_bounce(t)
+    rep = parse_report(raw)
+    assert rep["envid"] == "abc123"
+    (r,) = parse_dsn(raw)
+    assert r["original_type"] == "message/rfc822"
+    assert b"the body comes back" in raw
+
+
+def test_second_message_reuses_the_connection(ternd_factory, dns, mxs):
+    mx = mxs()
+    zone(dns, "reuse.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns)
+    submit(t, ["a@reuse.example"])
+    mx.wait_messages(1, timeout=20)
+    submit(t, ["b@reuse.example"])               # within the idle time (2 s)
+    mx.wait_messages(2, timeout=20)
+    assert mx.sessions == 1
+
+
+def test_destination_concurrency_limit(ternd_factory, dns, mxs):
+    mx = mxs(script={"DOT": ("DELAY", 0.2, None)})
+    zone(dns, "one.example", [(10, mx)])
+    t = start_ternd(ternd_factory, dns, smtp_destination_concurrency=1)
+    for i in range(4):
+        submit(t, [f"u{i}@one.example"])
+    mx.wait_messages(4, timeout=30)
+    assert mx.sessions == 1                       # one connection, one message after another
+
+
+def test_a_hanging_destination_does_not_hold_up_others(ternd_factory, dns, mxs):
+    from fake_mx import SilentPort
+    silent = SilentPort(host=mx_addr(), port=25).start()
+    try:
+        dns.add("hang.example", "A", silent.host)
+        fast = mxs()
+        zone(dns, "fast.example", [(10, fast)])
+        t = start_ternd(ternd_factory, dns, smtp_command_timeout="30s")
+        submit(t, ["bob@hang.example"])
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        submit(t, ["bob@fast.example"])
+        fast.wait_messages(1, timeout=10)
+        assert time.monotonic() - t0 < 5
+        # and the inbound side answers at once meanwhile
+        with SMTPClient(t.port) as c:
+            c.ehlo()
+    finally:
+        silent.stop()
+
+
+def test_trusted_network_relays_through_transport_without_auth(ternd_factory, dns, mxs):
+    gw = mxs(host="127.0.0.1", port=0)
+    t = start_ternd(ternd_factory, dns, trusted_networks="127.0.0.0/8",
+                    transport=f"corp.example [127.0.0.1]:{gw.port}")
+    with SMTPClient(t.port) as c:
+        c.ehlo()
+        c.send_message("app@localhost", ["x@corp.example"], b"Subject: app\r\n\r\nhi\r\n")
+    gw.wait_messages(1, timeout=20)
+    line = wait_delivery(t, to="x@corp.example", status="sent")
+    assert f"[127.0.0.1]:{gw.port}" in line
+    assert not dns.asked("corp.example", "MX")
+
+
+def test_untrusted_client_still_cannot_relay(ternd_factory, dns):
+    t = start_ternd(ternd_factory, dns, trusted_networks="192.0.2.0/24")
+    with SMTPClient(t.port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<app@localhost>", 250)
+        check(c.cmd("RCPT TO:<x@corp.example>"), 554, "5.7.1")

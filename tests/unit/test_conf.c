@@ -476,6 +476,12 @@ static void test_outbound_knobs(void **state)
 		  "ternd.conf:1: deliver: LMTP socket 'unix:run/lmtp' must be an absolute path (unix:/run/dovecot/lmtp)" },
 		{ "deliver lmtp 127.0.0.1:99999\n",
 		  "ternd.conf:1: deliver: LMTP address '127.0.0.1:99999': the port must be 1 to 65535" },
+		{ "transport corp.example 10.0.0.5\n",
+		  "ternd.conf:1: transport: '10.0.0.5': write HOST:PORT or [ADDRESS]:PORT" },
+		{ "transport corp.example [10.0.0.5]:0\n",
+		  "ternd.conf:1: transport: '[10.0.0.5]:0': the port must be 1 to 65535" },
+		{ "transport a.example h.example:25\ntransport a.example i.example:25\n",
+		  "ternd.conf:2: transport: a transport for 'a.example' is given twice" },
 		{ "etrn_allow 10.0.0.0/33\n", "ternd.conf:1: etrn_allow: '10.0.0.0/33': the prefix length is out of range" },
 		{ "etrn_allow backup.example\n", "ternd.conf:1: etrn_allow: 'backup.example' is not an IP address or network" },
 	};
@@ -518,6 +524,14 @@ static void test_outbound_knobs(void **state)
 	assert_string_equal(c.lmtp, "127.0.0.1:24");
 	expect_ok("etrn_allow 192.0.2.7 2001:db8::/32 10.0.0.0/8\n");
 	assert_string_equal(c.etrn_allow, "192.0.2.7 2001:db8::/32 10.0.0.0/8");
+	expect_ok("transport corp.example [10.0.0.5]:25\ntransport Bench.Test relay.example:2525\n"
+		  "trusted_networks 127.0.0.0/8 ::1\n");
+	assert_int_equal(c.ntransports, 2);
+	assert_string_equal(c.transports[0].host, "[10.0.0.5]");
+	assert_int_equal(c.transports[0].port, 25);
+	assert_string_equal(c.transports[1].domain, "bench.test");
+	assert_string_equal(c.transports[1].host, "relay.example");
+	assert_string_equal(c.trusted_networks, "127.0.0.0/8 ::1");
 	expect_ok("dns_server 127.0.0.1:5353\ndns_timeout 250ms\n");
 	assert_string_equal(c.dns_server, "127.0.0.1:5353");
 	assert_int_equal(c.dns_timeout_ms, 250);
