@@ -69,7 +69,8 @@ check-clang:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns $(TST)/dsn_sample
+integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns \
+             $(TST)/dsn_sample $(TST)/smtpc_probe
 	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
