@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh - `make bench`: ternd against Postfix, side by side, with the load
 # generator in ../shared/bench (private network namespace, loopback only).
-# BENCH_ARGS overrides the workloads and repeats (default: -r 3 -w mem,fsync,a,b).
+# BENCH_ARGS overrides the workloads and repeats (default: -r 3 -w mem,fsync,a,b,d).
 set -e
 [ "$(id -u)" = 0 ] || { echo "make bench needs root (network namespace, Postfix)" >&2; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +17,9 @@ make -s -C "$BENCH"
 
 # The target writes its configuration from the kit's variables, then runs
 # ternd in the foreground: same durability as Postfix (fsync before 250,
-# fsync of the delivered Maildir file), one Maildir for bench.test.
+# fsync of the delivered Maildir file), one Maildir for bench.test, and
+# remote.test relayed from loopback to the kit's smtp-sink (as Postfix's
+# mynetworks and transport_maps do there).
 TARGET="tern=set -e
 chown -R nobody: \"\$BENCH_MAILDIR\" \"\$BENCH_SPOOL\"
 chmod 600 \"\$BENCH_KEY\"
@@ -32,9 +34,11 @@ max_connections 5000
 max_connections_per_ip 5000
 tls_cert \$BENCH_CERT
 tls_key \$BENCH_KEY
+trusted_networks 127.0.0.0/8
+transport \$BENCH_REMOTE_DOMAIN [127.0.0.1]:\$BENCH_RELAY_PORT
 log_level warn
 CONF
 exec $top/build/rel/ternd -f \"\$BENCH_WORKDIR/ternd.conf\""
 
 # shellcheck disable=SC2086
-exec "$BENCH/run-anchors.sh" ${BENCH_ARGS:--r 3 -w mem,fsync,a,b} postfix --target "$TARGET"
+exec "$BENCH/run-anchors.sh" ${BENCH_ARGS:--r 3 -w mem,fsync,a,b,d} postfix --target "$TARGET"
