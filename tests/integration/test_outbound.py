@@ -108,7 +108,7 @@ def test_delivery_with_starttls_logged_with_reply_and_tls(ternd_factory, dns, mx
     assert "detail=\"250" in line
     assert "delay=" in line
     assert mx.sessions == 1          # both recipients in one transaction
-    th.wait_queue_empty(t.data_dir)
+    assert th.wait_queue_empty(t.data_dir)
     assert ("remote.example", "MX") in dns.queries
 
 
@@ -147,7 +147,7 @@ def bounces(t, user="alice"):
 
 
 def wait_bounce(t, timeout=20):
-    th.wait_until(lambda: bounces(t), timeout=timeout)
+    assert th.wait_until(lambda: bounces(t), timeout=timeout)
     return bounces(t)[-1]
 
 
@@ -170,7 +170,7 @@ def test_4xx_then_success_after_retry(ternd_factory, dns, mxs):
     wait_delivery(t, qid=qid, status="deferred")
     mx.wait_messages(1, timeout=20)
     wait_delivery(t, qid=qid, status="sent")
-    th.wait_queue_empty(t.data_dir)
+    assert th.wait_queue_empty(t.data_dir)
     assert not bounces(t)
 
 
@@ -190,7 +190,7 @@ def test_5xx_bounces_with_the_remote_reply(ternd_factory, dns, mxs):
     assert r["remote_mta"] and "mx1.hard.example" in r["remote_mta"]
     # the bounce itself has the null sender
     assert raw.startswith(b"Return-Path: <>")
-    th.wait_queue_empty(t.data_dir)
+    assert th.wait_queue_empty(t.data_dir)
 
 
 def test_expiry_bounces_the_deferred_recipient(ternd_factory, dns, mxs):
@@ -275,8 +275,8 @@ def test_kill9_during_deliveries_loses_nothing(ternd_factory, dns, mxs):
     ternd_factory.servers.append(t2)
     t2.killed = False
     t2.start()
-    th.wait_until(lambda: {r for m in mx.messages for r in m["rcpt_tos"]} >= set(rcpts), timeout=40)
-    th.wait_queue_empty(t2.data_dir, timeout=20)
+    assert th.wait_until(lambda: {r for m in mx.messages for r in m["rcpt_tos"]} >= set(rcpts), timeout=40)
+    assert th.wait_queue_empty(t2.data_dir, timeout=20)
 
 
 def test_etrn_starts_a_queue_run_only_for_allowed_clients(ternd_factory, dns, mxs):
@@ -332,7 +332,7 @@ def test_notify_never_means_no_bounce(ternd_factory, dns, mxs):
         c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
         check(c.reply(), 250)
     wait_delivery(t, to="bob@never.example", status="bounced")
-    th.wait_queue_empty(t.data_dir)
+    assert th.wait_queue_empty(t.data_dir)
     time.sleep(0.5)
     assert bounces(t) == []
 
@@ -412,3 +412,42 @@ def test_untrusted_client_still_cannot_relay(ternd_factory, dns):
         c.ehlo()
         c.expect("MAIL FROM:<app@localhost>", 250)
         check(c.cmd("RCPT TO:<x@corp.example>"), 554, "5.7.1")
+
+
+@pytest.mark.parametrize("working", ["465", "2525"])
+def test_smarthost_fallback_587_to_465_to_2525(ternd_factory, dns, mxs, working):
+    """The default order: 587 (STARTTLS) refused -> 465 (TLS from the first
+    byte) -> 2525 (STARTTLS). The smarthost on 465 is a second ternd
+    (implicit TLS + AUTH); on 2525 a STARTTLS fake with AUTH."""
+    closed587 = refused_port("127.0.0.1")
+    base = ternd_factory.base()
+    pw = base / "relay.pw"
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"relay-Secret-2\n")
+    os.close(fd)
+    if working == "465":
+        sbase = ternd_factory.base()
+        susers = th.write_users(sbase / "users", {ALICE: "relay-Secret-2",
+                                                  "bob@anywhere.example": "unused-Pw-9"})
+        smart = ternd_factory.start(base=sbase, name="smarthost", users=str(susers),
+                                    listeners=["mx", "submissions"],
+                                    domains="localhost anywhere.example")
+        p465, p2525 = smart.port_for("submissions"), refused_port("127.0.0.1")
+    else:
+        fake = mxs(host="127.0.0.1", port=0, starttls=True, auth={ALICE: "relay-Secret-2"})
+        p465, p2525 = refused_port("127.0.0.1"), fake.port
+    dns.add("smtp.provider.test", "A", "127.0.0.1")
+    t = start_ternd(ternd_factory, dns,
+                    relay=f"smarthost smtp.provider.test auth {ALICE} {pw} "
+                          f"fallback {closed587}/starttls,{p465}/tls,{p2525}/starttls")
+    submit(t, ["bob@anywhere.example"])
+    if working == "465":
+        mail = th.wait_mail(smart.data_dir, "anywhere.example", "bob", timeout=20)
+        assert mail and b"ESMTPSA" in mail[0]
+        port = p465
+    else:
+        fake.wait_messages(1, timeout=20)
+        assert fake.messages[0]["auth_user"] == ALICE
+        port = p2525
+    line = wait_delivery(t, to="bob@anywhere.example", status="sent")
+    assert f"smtp.provider.test[127.0.0.1]:{port}" in line

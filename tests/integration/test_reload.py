@@ -111,12 +111,12 @@ def test_sni_missing_key_value_names_file_and_line(ternd_factory, tmp_path):
 def hup_and_wait(t, event="reload", timeout=15):
     n = len(th.log_events(t.log(), event))
     os.kill(t.pid, signal.SIGHUP)
-    th.wait_until(lambda: len(th.log_events(t.log(), event)) > n, timeout=timeout)
+    assert th.wait_until(lambda: len(th.log_events(t.log(), event)) > n, timeout=timeout)
     return th.log_events(t.log(), event)[-1]
 
 
 def wait_generation(t, gen, timeout=15):
-    th.wait_until(lambda: len([ln for ln in th.log_events(t.log(), "worker-start")
+    assert th.wait_until(lambda: len([ln for ln in th.log_events(t.log(), "worker-start")
                                if f"generation={gen}" in ln]) >= 2, timeout=timeout)
 
 
@@ -167,7 +167,7 @@ def test_reload_new_certificate_seen_by_new_connection_open_session_continues(rl
     mail = th.wait_mail(rl.data_dir, "localhost", "alice")
     assert any(b"across a reload" in m for m in mail)
     # the old worker left once its last session ended
-    th.wait_until(lambda: "child=worker/draining" in rl.log())
+    assert th.wait_until(lambda: "child=worker/draining" in rl.log())
 
 
 def test_reload_applies_configuration_and_users(rl):
