@@ -46,9 +46,46 @@ enum kind { K_NONE, K_CRYPT, K_SCRAM, K_PLAIN };
 struct entry {
 	char *name;
 	char *hash;
+	char *senders;
 	char scheme[24];
 	unsigned line;
 };
+
+/*
+ * Dovecot's passwd-file has user:password:uid:gid:gecos:home:shell:extra,
+ * extra being space-separated key=value fields. tern reads one of them:
+ * senders=LIST, the addresses (or @domain) the user may send as besides its
+ * own. Returns the list (malloc'd, lower case), NULL when absent, or sets
+ * *bad when a field is malformed.
+ */
+static char *extra_senders(char *rest, bool *bad)
+{
+	char *f = rest;
+
+	*bad = false;
+	for (int i = 0; i < 5 && f != NULL; i++) {
+		f = strchr(f, ':');
+		if (f != NULL)
+			f++;
+	}
+	if (f == NULL)
+		return NULL;
+	for (char *save = NULL, *w = strtok_r(f, " \t", &save); w != NULL; w = strtok_r(NULL, " \t", &save)) {
+		if (strncmp(w, "senders=", 8) != 0)
+			continue;
+		w += 8;
+		for (char *p = w; *p; p++) {
+			if (*p == ':' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) {
+				*bad = true;
+				return NULL;
+			}
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p + 32);
+		}
+		return *w ? strdup(w) : NULL;
+	}
+	return NULL;
+}
 
 static int cmp_users(const void *a, const void *b)
 {
@@ -142,7 +179,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 	}
 	while (fgets(line, sizeof line, f) != NULL) {
 		size_t len = strlen(line);
-		char *colon, *hash, *hend, scheme[24];
+		char *colon, *hash, *hend, *senders, scheme[24];
 		struct entry *grown;
 
 		lineno++;
@@ -161,8 +198,18 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		*colon = '\0';
 		lower(line);
 		hash = colon + 1;
-		if ((hend = strchr(hash, ':')) != NULL)
-			*hend = '\0';	/* fields after the hash are ignored */
+		senders = NULL;
+		if ((hend = strchr(hash, ':')) != NULL) {
+			bool bad;
+
+			*hend = '\0';
+			senders = extra_senders(hend + 1, &bad);
+			if (bad) {
+				snprintf(err, errlen, "%s:%u: senders= takes addresses and @domains separated by commas",
+					 path, lineno);
+				goto fail;
+			}
+		}
 		if ((hash = (char *)split_scheme(hash, scheme)) == NULL) {
 			snprintf(err, errlen, "%s:%u: password scheme name too long", path, lineno);
 			goto fail;
@@ -192,6 +239,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 		}
 		e[n].name = strdup(line);
 		e[n].hash = strdup(hash);
+		e[n].senders = senders;
 		memcpy(e[n].scheme, scheme, sizeof e[n].scheme);
 		e[n].line = lineno;
 		n++;
@@ -229,6 +277,7 @@ int users_load(struct users *u, const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		u->v[i].name = e[i].name;
 		u->v[i].hash = e[i].hash;
+		u->v[i].senders = e[i].senders;
 		memcpy(u->v[i].scheme, e[i].scheme, sizeof u->v[i].scheme);
 	}
 	u->n = n;
@@ -240,6 +289,7 @@ fail:
 		fclose(f);
 	for (size_t i = 0; i < n; i++) {
 		free(e[i].name);
+		free(e[i].senders);
 		if (e[i].hash != NULL)
 			explicit_bzero(e[i].hash, strlen(e[i].hash));
 		free(e[i].hash);
@@ -412,9 +462,28 @@ bool users_all_cram(const struct users *u)
 	return all_of(u, K_PLAIN);
 }
 
+bool users_may_send_as(const struct user *u, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t alen = strlen(addr);
+
+	if (u == NULL || u->senders == NULL)
+		return false;
+	for (const char *p = u->senders; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if ((n == alen && strncasecmp(p, addr, n) == 0) ||
+		    (p[0] == '@' && at != NULL && n == strlen(at) && strncasecmp(p, at, n) == 0))
+			return true;
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
 void users_free(struct users *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
+		free(u->v[i].senders);
 		free(u->v[i].name);
 		explicit_bzero(u->v[i].hash, strlen(u->v[i].hash));
 		free(u->v[i].hash);

@@ -10,7 +10,9 @@
  * DESCRIPTION
  *	One account per line, "name:{SCHEME}hash" or "name:hash" (crypt(3)),
  *	the shape of Dovecot's passwd-file; '#' comments and blank lines are
- *	ignored; fields after the second ':' are ignored. A name is an address
+ *	ignored; of the fields after the second ':' only the extra field
+ *	"senders=a@x,@y" (the 8th, Dovecot's extra_fields) is read: the
+ *	addresses and domains the account may send as besides its own. A name is an address
  *	(alice@example.com) or a bare local part (alice), which then exists in
  *	every local domain. Names compare case-insensitively. The "{SCHEME}"
  *	prefix (Dovecot's, any case) is kept upper-cased in user.scheme ("" when
@@ -69,6 +71,7 @@
 struct user {
 	char *name;	/* lower case */
 	char *hash;	/* what follows the "{SCHEME}" prefix */
+	char *senders;	/* extra field senders=a@x,@y (lower case), or NULL */
 	char scheme[24];	/* upper case, without the braces; "" when none */
 };
 
@@ -112,6 +115,11 @@ int users_cram_secret(const struct user *u, const char **secret, size_t *len);
  */
 bool users_all_scram(const struct users *u);
 bool users_all_cram(const struct users *u);
+
+/* The account may send as addr besides its own address: addr, or its
+ * @domain, is in the account's senders= field (RFC 5321 has no opinion;
+ * DESIGN.md: users cannot spoof each other unless the operator says so). */
+bool users_may_send_as(const struct user *u, const char *addr);
 
 /* Editing the file (for `tern user`). */
 int users_add(const char *path, const char *name, const char *password,

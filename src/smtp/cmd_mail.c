@@ -20,7 +20,8 @@ static const struct smtp_reply r_ok = { 250, "2.1.0", "Ok" };
 
 /*
  * An authenticated user sends only as itself: "alice@example.com" owns
- * that address; a bare "alice" owns alice@ every local domain. The null
+ * that address; a bare "alice" owns alice@ every local domain; and the
+ * addresses and @domains of its senders= field in the users file. The null
  * sender is nobody's (bounces come from the server, not from clients).
  */
 static bool owns(const struct session *s, const struct mailbox *from)
@@ -31,7 +32,8 @@ static bool owns(const struct session *s, const struct mailbox *from)
 	if (from->is_null)
 		return false;
 	addr_format(from, addr, sizeof addr);
-	if (strcasecmp(addr, s->auth_user) == 0)
+	if (strcasecmp(addr, s->auth_user) == 0 ||
+	    users_may_send_as(users_find(s->w->users, s->auth_user), addr))
 		return true;
 	at = strchr(s->auth_user, '@');
 	return at == NULL && strcasecmp(from->local, s->auth_user) == 0 &&

@@ -441,6 +441,25 @@ def test_sender_must_be_own_address(srv):
         c.expect(f"MAIL FROM:<{ALICE}>", 250, "2.1.0")
 
 
+def test_senders_field_lets_a_user_send_for_a_domain(ternd_factory):
+    """Issue 3 item 5: a domain (or an address) the users file allows."""
+    base = ternd_factory.base()
+    users = base / "users"
+    fd = os.open(users, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (f"boss@localhost:{th.crypt_hash('pw-Boss-1')}::::::"
+                  "senders=@example.test,sales@localhost\n").encode())
+    os.close(fd)
+    t = ternd_factory.start(base=base, listeners=["mx", "submissions"], users=str(users))
+    with th.smtps_client(t.port_for("submissions")) as c:
+        c.ehlo()
+        c.expect("AUTH PLAIN " + plain("boss@localhost", "pw-Boss-1"), 235)
+        for sender in ("boss@localhost", "anyone@example.test", "sales@localhost"):
+            c.expect(f"MAIL FROM:<{sender}>", 250, "2.1.0")
+            c.expect("RSET", 250)
+        c.expect("MAIL FROM:<alice@localhost>", 553, "5.7.1")
+        c.expect("MAIL FROM:<x@sub.example.test>", 553, "5.7.1")
+
+
 def test_authenticated_user_may_send_to_other_domains(srv):
     """DESIGN.md: submission may send anywhere once logged in (the same
     recipient without a login is 554 5.7.1: test_relay.py)."""

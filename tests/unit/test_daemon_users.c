@@ -540,9 +540,37 @@ static void test_edit_round_trip(void **state)
 	assert_int_equal(users_set_password(path, "bob", "x", USERS_YESCRYPT, err, sizeof err), -1);
 }
 
+/* The senders= extra field (Dovecot's 8th field) and users_may_send_as. */
+static void test_senders(void **state)
+{
+	struct users u;
+
+	(void)state;
+	write_file("boss@example.test:{PLAIN}pw::::::senders=@Sales.example.test,ceo@example.test quota=1G\n"
+		   "plain@example.test:{PLAIN}pw\n"
+		   "odd@example.test:{PLAIN}pw:1000:1000::/home/odd::userdb_x=1\n", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), 0);
+	const struct user *b = users_find(&u, "boss@example.test");
+	assert_non_null(b);
+	assert_string_equal(b->senders, "@sales.example.test,ceo@example.test");
+	assert_true(users_may_send_as(b, "anyone@sales.example.test"));
+	assert_true(users_may_send_as(b, "CEO@example.test"));
+	assert_false(users_may_send_as(b, "someone@example.test"));
+	assert_false(users_may_send_as(b, "x@sub.sales.example.test"));
+	assert_false(users_may_send_as(b, "ceo@example.test.evil"));
+	assert_false(users_may_send_as(users_find(&u, "plain@example.test"), "x@sales.example.test"));
+	assert_null(users_find(&u, "odd@example.test")->senders);
+	assert_false(users_may_send_as(NULL, "x@y"));
+	users_free(&u);
+	write_file("a@example.test:{PLAIN}pw::::::senders=\x01\n", 0600);
+	assert_int_equal(users_load(&u, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1: senders= takes addresses"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_senders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_exists_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scheme_prefix_and_sha512, setup, teardown),
