@@ -408,7 +408,7 @@ static int queue_control(const char *data_dir, const char *cmd, enum ctl_verb ve
 
 		fprintf(stderr, "tern: ternd's queue process refused: %.*s%s\n", (int)rep.words.len,
 			(const char *)rep.words.p,
-			denied ? " (run as root or as ternd's user)" : "");
+			denied ? " (run as root, as ternd's user, or with the tern group as primary group)" : "");
 		return 1;
 	}
 	printf("%s\n", reply + 3); /* "OK " */

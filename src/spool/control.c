@@ -264,7 +264,9 @@ static bool peer_allowed(struct control_client *cl)
 		return false;
 	cl->peer_uid = (long)cred.uid;
 	cl->peer_pid = (long)cred.pid;
-	return cred.uid == 0 || cred.uid == geteuid();
+	/* root, ternd's own user, or (primary group) the tern group: those the
+	 * socket's 0660 mode lets in are meant to be here. */
+	return cred.uid == 0 || cred.uid == geteuid() || cred.gid == getegid();
 }
 
 static void on_connection(uv_stream_t *server, int status)

@@ -25,8 +25,9 @@
  *	    umask 077 it is 0700 until then), owner and group the queue
  *	    process's uid and gid (the daemon user's group, e.g. tern);
  *	  - the peer: its SO_PEERCRED uid must be 0 or the queue process's own
- *	    uid (which is also what the SMTP workers run as); anyone else who
- *	    gets through the file mode (a member of the group) gets
+ *	    uid (which is also what the SMTP workers run as), or its primary
+ *	    gid the queue process's (the tern group); anyone else who gets
+ *	    through the file mode (a supplementary member of the group) gets
  *	    "ERR permission denied" and a log line.
  *	A stale socket left by a crash is unlinked before bind; anything else
  *	at the path (a file, a directory) is not touched and control_start
