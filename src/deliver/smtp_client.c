@@ -116,6 +116,8 @@ struct smtpc {
 		bool decided;		/* o is the end already (MAIL or every RCPT failed) */
 		size_t iov, off;	/* where the message is being read */
 		bool bol, cr;		/* dot-stuffing state */
+		bool utf8;		/* the message needs SMTPUTF8 (RFC 6531 3.5) */
+		bool eight;		/* BODY=8BITMIME and it has 8-bit octets */
 		struct outcome o;
 	} tx;
 };
@@ -666,6 +668,52 @@ static bool orcpt_ok(const char *s)
 	return true;
 }
 
+/* Any octet of s from 0x80 up. */
+static bool non_ascii(const char *s)
+{
+	for (; s != NULL && *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+/* RFC 6531 3.5: an internationalized message has non-ASCII in its
+ * envelope or its header block (the body may be 8BITMIME without it). */
+static bool needs_utf8(const struct smtpc_msg *m)
+{
+	uint32_t window = 0;
+
+	if (non_ascii(m->mail_from))
+		return true;
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (non_ascii(m->rcpts[i].addr))
+			return true;
+	for (size_t v = 0; v < m->ndata; v++) {
+		const uint8_t *p = m->data[v].iov_base;
+
+		for (size_t k = 0; k < m->data[v].iov_len; k++) {
+			if (p[k] >= 0x80)
+				return true;
+			window = window << 8 | p[k];
+			if (window == 0x0d0a0d0a || (window & 0xffff) == 0x0a0a)
+				return false;	/* the end of the header block */
+		}
+	}
+	return false;
+}
+
+static bool has_8bit(const struct smtpc_msg *m)
+{
+	for (size_t v = 0; v < m->ndata; v++) {
+		const uint8_t *p = m->data[v].iov_base;
+
+		for (size_t k = 0; k < m->data[v].iov_len; k++)
+			if (p[k] >= 0x80)
+				return true;
+	}
+	return false;
+}
+
 static uint64_t data_size(const struct smtpc_msg *m)
 {
 	uint64_t n = 0;
@@ -687,7 +735,7 @@ static void put_mail(struct smtpc *c)
 		put(c, " BODY=8BITMIME");
 	else if (m->body == BODY_BINARYMIME)
 		put(c, " BODY=BINARYMIME");
-	if (m->smtputf8)
+	if (m->smtputf8 && e->smtputf8)
 		put(c, " SMTPUTF8");
 	if (e->dsn && m->ret != DSN_RET_UNSPECIFIED)
 		put(c, " RET=%s", m->ret == DSN_RET_FULL ? "FULL" : "HDRS");
@@ -1431,15 +1479,20 @@ int smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 		tx_end(c, &c->conn);
 		return 0;
 	}
+	/* RFC 6531 3.5 and RFC 6152 3 are about what the message holds, not
+	 * what the client declared: an ASCII message flagged SMTPUTF8, or a
+	 * 7-bit one flagged 8BITMIME, goes to any server without the flag. */
+	c->tx.utf8 = m->smtputf8 && needs_utf8(m);
+	c->tx.eight = m->body == BODY_8BITMIME && has_8bit(m);
 	/* Checks before MAIL: each ends the transaction with our words. */
 	if (!addr_ok(m->mail_from)) {
 		set_local(&c->tx.o, SMTPC_STAGE_MAIL, "5.1.7", false,
 			  "the sender address holds a control character");
-	} else if (m->smtputf8 && !e->smtputf8) {
+	} else if (c->tx.utf8 && !e->smtputf8) {
 		set_local(&c->tx.o, SMTPC_STAGE_MAIL, "5.6.7", false,
 			  "%s does not support SMTPUTF8, which the message needs (RFC 6531 3.5)",
 			  c->facts.peer);
-	} else if (m->body == BODY_8BITMIME && !e->eightbitmime) {
+	} else if (c->tx.eight && !e->eightbitmime) {
 		set_local(&c->tx.o, SMTPC_STAGE_MAIL, "5.6.3", false,
 			  "Conversion required but not supported: %s does not support 8BITMIME "
 			  "and the message has 8-bit data (RFC 6152 3)", c->facts.peer);

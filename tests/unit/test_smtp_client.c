@@ -1044,14 +1044,19 @@ static void test_8bit_and_utf8_refused(void **state)
 	struct smtpc_opts o;
 	struct drive d = { 0 };
 	struct onemsg m1, m2;
+	static const char eight[] = "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n";
 
 	(void)state;
 	uv_loop_init(&loop);
 	fake_start(&f, &loop, steps, NSTEPS(steps));
 	test_opts(&o);
+	/* Refused only for what the message holds: 8-bit octets, and a
+	 * non-ASCII envelope (RFC 6152 3, RFC 6531 3.5). */
 	onemsg_init(&m1, "a@x.test", "b@y.test", NULL, NULL);
 	m1.m.body = BODY_8BITMIME;
-	onemsg_init(&m2, "a@x.test", "b@y.test", NULL, NULL);
+	m1.iov[0].iov_base = (void *)eight;
+	m1.iov[0].iov_len = sizeof eight - 1;
+	onemsg_init(&m2, "\xc3\xa4@x.test", "b@y.test", NULL, NULL);
 	m2.m.smtputf8 = true;
 	d.msgs[0] = &m1.m;
 	d.msgs[1] = &m2.m;
@@ -1066,6 +1071,41 @@ static void test_8bit_and_utf8_refused(void **state)
 	assert_string_equal(m2.rcpts[0].enh, "5.6.7");
 	assert_false(m2.rcpts[0].temporary);
 	assert_string_equal(fake_log(&f), "C: EHLO client.test\nC: QUIT\n");
+	fake_free(&f);
+}
+
+/* Flags without the content: an ASCII message marked SMTPUTF8 and a 7-bit
+ * one marked 8BITMIME go to a server offering neither, without the flags. */
+static void test_flags_without_content_go_through(void **state)
+{
+	static const struct step steps[] = {
+		{ "220 fake\r\n", 0 },
+		{ "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ "250 ok\r\n", 0 },
+		{ "250 ok\r\n", 0 },
+		{ "354 go\r\n", 0 },
+		{ "250 ok\r\n", 0 },
+		{ "221 bye\r\n", 0 },
+	};
+	uv_loop_t loop;
+	struct fake f;
+	struct smtpc_opts o;
+	struct drive d = { 0 };
+	struct onemsg m1;
+
+	(void)state;
+	uv_loop_init(&loop);
+	fake_start(&f, &loop, steps, NSTEPS(steps));
+	test_opts(&o);
+	onemsg_init(&m1, "a@x.test", "b@y.test", NULL, NULL);
+	m1.m.body = BODY_8BITMIME;
+	m1.m.smtputf8 = true;
+	d.msgs[0] = &m1.m;
+	d.nmsgs = 1;
+	run_client(&loop, &f, f.port, &o, &d);
+	assert_true(d.done[0].ok);
+	assert_int_equal(m1.rcpts[0].code, 250);
+	assert_non_null(strstr(fake_log(&f), "C: MAIL FROM:<a@x.test>\n"));
 	fake_free(&f);
 }
 
@@ -1886,6 +1926,7 @@ int main(void)
 		cmocka_unit_test(test_empty_message),
 		cmocka_unit_test(test_size),
 		cmocka_unit_test(test_8bit_and_utf8_refused),
+		cmocka_unit_test(test_flags_without_content_go_through),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_starttls_injection),
 		cmocka_unit_test(test_tls_verify),
