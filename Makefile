@@ -32,7 +32,7 @@ CFLAGS_TEST := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
 # programs, the unit tests and the fuzz targets link.
 LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/conf/*.c src/smtp/*.c \
                        src/spool/*.c src/deliver/*.c src/daemon/*.c src/cli/*.c \
-                       src/dns/*.c)
+                       src/dns/*.c src/mailauth/*.c)
 HDRS     := $(wildcard src/*/*.h) src/conf/knobs.def
 
 REL      := build/rel
@@ -70,7 +70,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns \
-             $(TST)/dsn_sample $(TST)/smtpc_probe
+             $(TST)/dsn_sample $(TST)/smtpc_probe $(TST)/spf_suite
 	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
@@ -97,6 +97,11 @@ $(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS) -lcmocka
 
+# The RFC 7208 suite's driver, for tests/integration/test_spf_suite.py.
+$(TST)/spf_suite: tests/unit/spf_suite.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
+
 # One DSN per scenario on stdout, for tests/integration/test_dsn_format.py.
 $(TST)/dsn_sample: tests/unit/dsn_sample.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -109,7 +114,7 @@ $(TST)/smtpc_probe: tests/unit/smtpc_probe.c $(TST)/libtern.a $(HDRS)
 
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
 FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c \
-                src/dns/dns_parse.c
+                src/dns/dns_parse.c src/mailauth/spf.c src/mailauth/spf_macro.c
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c fuzz/fuzz_check.h $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
