@@ -115,22 +115,6 @@ static void conn_closed(void *arg)
 	free(k);
 }
 
-void remote_free(struct remote *r, void (*done)(void *arg), void *arg)
-{
-	for (size_t i = 0; i < DEST_BUCKETS; i++)
-		for (struct remote_dest *d = r->buckets[i]; d != NULL; d = d->next)
-			while (d->idle != NULL) {
-				struct remote_conn *k = d->idle;
-
-				d->idle = k->idle_next;
-				smtpc_quit(k->c);
-			}
-	explicit_bzero(r->relay_pass, sizeof r->relay_pass);
-	dns_free(r->dns, done, arg);
-	/* r itself stays: connections still closing point at it (the
-	 * process is exiting; see sched_stop). */
-}
-
 /* ---- results ----------------------------------------------------------- */
 
 /* Every recipient without a result gets this one. */

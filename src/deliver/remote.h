@@ -6,7 +6,6 @@
  *	struct remote *r = remote_new(loop, conf, err, sizeof err);	 queue process
  *	j->qid = ...; j->domain = "example.org"; j->msg = { rcpts of that domain };
  *	j->done = on_done; remote_deliver(r, j);	 later on_done(j): results in j->msg.rcpts
- *	remote_free(r, on_freed, arg);
  *
  * DESCRIPTION
  *	One job is one message to the recipients of one destination. Routes:
@@ -97,7 +96,5 @@ struct remote *remote_new(uv_loop_t *loop, const struct conf *c, const char *rel
 			  char *err, size_t errlen);
 /* 0, or -1 (out of memory): then nothing is called back. */
 int remote_deliver(struct remote *r, struct remote_job *j);
-/* Jobs still running finish (their done runs); idle connections close; then done(arg). */
-void remote_free(struct remote *r, void (*done)(void *arg), void *arg);
 
 #endif

@@ -53,6 +53,7 @@ struct attempt {
 	struct buf file;
 	struct qenv env;
 	bool parsed;
+	bool broken;		/* out of memory in phase 1: try the whole message later */
 	char sender[ADDR_PATH_MAX + 8];
 	char envid[128];
 	char auth[ADDR_PATH_MAX + 8];
@@ -288,14 +289,14 @@ static void phase1_work(uv_work_t *w)
 	snprintf(a->envid, sizeof a->envid, "%.*s", (int)a->env.envid.len, (const char *)a->env.envid.p);
 	snprintf(a->auth, sizeof a->auth, "%.*s", (int)a->env.auth.len, (const char *)a->env.auth.p);
 	if ((a->rs = calloc(a->n, sizeof *a->rs)) == NULL) {
-		a->out.temp = 1;
+		a->broken = true;
 		return;
 	}
 	for (size_t i = 0; i < a->n; i++) {
 		a->rs[i].addr = slice_dup(a->env.rcpts[i].addr);
 		a->rs[i].orcpt = slice_dup(a->env.rcpts[i].orcpt);
 		if (a->rs[i].addr == NULL || a->rs[i].orcpt == NULL) {
-			a->out.temp = 1;
+			a->broken = true;
 			return;
 		}
 		a->rs[i].local = conf_is_local_domain(cf, domain_of(a->rs[i].addr));
@@ -452,9 +453,9 @@ static void phase1_done(uv_work_t *w, int status)
 {
 	struct attempt *a = w->data;
 
-	if (status != 0 || !a->parsed || a->rs == NULL || a->out.gone || a->out.temp) {
+	if (status != 0 || !a->parsed || a->broken || a->out.gone || a->out.temp) {
 		if (status != 0)
-			a->out.temp = 1;
+			a->broken = true;
 		start_phase3(a);
 		return;
 	}
@@ -572,8 +573,12 @@ static void phase3_work(uv_work_t *w)
 	bool *bounce, *delay, any_bounce = false, any_delay = false;
 	int err;
 
-	if (!a->parsed || a->rs == NULL)
+	if (!a->parsed)
 		return;
+	if (a->broken) {
+		a->out.temp = 1;
+		return;
+	}
 	if ((bounce = calloc(a->n, sizeof *bounce)) == NULL || (delay = calloc(a->n, sizeof *delay)) == NULL) {
 		free(bounce);
 		a->out.temp = 1;
@@ -654,8 +659,8 @@ static void phase3_done(uv_work_t *w, int status)
 {
 	struct attempt *a = w->data;
 
-	if (status != 0)
-		a->out.temp = a->out.temp ? a->out.temp : 1;
+	if (status != 0 && a->out.temp == 0 && !a->out.gone)
+		a->out.temp = 1;
 	if (a->out.attempts == 0)
 		a->out.attempts = a->prev.attempts;
 	if (!a->out.has_state)
