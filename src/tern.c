@@ -45,11 +45,25 @@ static void usage(FILE *out)
 		"                        LOGIN; scram-sha-256 allows AUTH SCRAM-SHA-256\n"
 		"                        and PLAIN/LOGIN; plain is needed for CRAM-MD5\n"
 		"                        and stores a password-equivalent\n"
+		"  send --server HOST --from A --to B [--to C]... [--subject S]\n"
+		"       [--body FILE] [--attach FILE]... [--auth USER --password-file F]\n"
+		"       [--port P[:MODE]]... [--timeout SECONDS] [-v]\n"
+		"                        send one message (MIME, attachments in base64),\n"
+		"                        trying 587 STARTTLS, 465 implicit TLS, 2525\n"
+		"                        STARTTLS, then 25; -v shows the dialogue\n"
+		"                        (the password masked); exit 0 on 250\n"
+		"  doctor HOST [--port P[:MODE]]... [--user U --password-file F]\n"
+		"       [--from A --to B] [--timeout SECONDS] [--json]\n"
+		"                        probe a mail server's ports 25, 465, 587 and\n"
+		"                        2525 (in parallel): reachability, banner, TLS\n"
+		"                        mode, certificate, AUTH, login; then a verdict\n"
+		"                        and settings to paste (docs/doctor.md); exit 0\n"
+		"                        when a submission port works with TLS\n"
+		"                        MODE: starttls, implicit, may or none\n"
 		"  version               print the version\n"
 		"  help                  this text\n"
 		"\n"
-		"Coming with later work: DKIM keys, doctor (why mail does not go\n"
-		"through), send.\n");
+		"Coming with later work: DKIM keys.\n");
 }
 
 int main(int argc, char **argv)
@@ -67,6 +81,10 @@ int main(int argc, char **argv)
 		return cli_queue(argc - 1, argv + 1);
 	if (strcmp(argv[1], "user") == 0)
 		return cli_user(argc - 1, argv + 1);
+	if (strcmp(argv[1], "send") == 0)
+		return cli_send(argc - 1, argv + 1);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cli_doctor(argc - 1, argv + 1);
 	fprintf(stderr, "tern: unknown command '%s' (try: tern help)\n", argv[1]);
 	return 2;
 }
