@@ -70,8 +70,8 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns \
-             $(TST)/dsn_sample $(TST)/smtpc_probe $(TST)/spf_suite
-	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q tests/integration
+             $(TST)/dsn_sample $(TST)/smtpc_probe $(TST)/spf_suite $(TST)/dkim_tool
+	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q -n auto --dist loadfile tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -97,6 +97,11 @@ $(TST)/unit/%: tests/unit/%.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS) -lcmocka
 
+# Sign or verify one message, for tests/integration/test_dkim_interop.py.
+$(TST)/dkim_tool: tests/unit/dkim_tool.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
+
 # The RFC 7208 suite's driver, for tests/integration/test_spf_suite.py.
 $(TST)/spf_suite: tests/unit/spf_suite.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -114,7 +119,8 @@ $(TST)/smtpc_probe: tests/unit/smtpc_probe.c $(TST)/libtern.a $(HDRS)
 
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
 FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c \
-                src/dns/dns_parse.c src/mailauth/spf.c src/mailauth/spf_macro.c
+                src/dns/dns_parse.c src/mailauth/spf.c src/mailauth/spf_macro.c \
+                src/mailauth/dkim.c src/mailauth/dkim_canon.c
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c fuzz/fuzz_check.h $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
