@@ -576,6 +576,7 @@ static void reload(struct daemon *d)
 
 	log_event(LOG_INFO, "event=reload-start config=\"%s\"", d->conf_file ? d->conf_file : "(built-in defaults)");
 	if (load_new(d, &nc, &nu, &nt, pass, sizeof pass, err, sizeof err) < 0) {
+		explicit_bzero(pass, sizeof pass);
 		log_event(LOG_ERROR, "event=reload-failed error=\"%s\" action=\"kept the running configuration\"", err);
 		return;
 	}
@@ -590,6 +591,7 @@ static void reload(struct daemon *d)
 		d->conf = oc;
 		users_free(&nu);
 		tls_server_free(nt);
+		explicit_bzero(pass, sizeof pass);
 		log_event(LOG_ERROR, "event=reload-failed error=\"%s\" action=\"kept the running configuration\"", err);
 		return;
 	}
