@@ -60,10 +60,18 @@ static void usage(FILE *out)
 		"                        and settings to paste (docs/doctor.md); exit 0\n"
 		"                        when a submission port works with TLS\n"
 		"                        MODE: starttls, implicit, may or none\n"
+		"  dkim keygen DOMAIN --selector S [--ed25519] [--bits N] [-d DIR]\n"
+		"                        make a DKIM key in DIR/DOMAIN.S.key (mode 0600,\n"
+		"                        never overwritten; DIR default /etc/tern/dkim;\n"
+		"                        RSA 2048 unless --ed25519) and print the TXT\n"
+		"                        record to publish and the dkim_sign line\n"
+		"  dkim check DOMAIN --selector S [-d DIR] [--dns-server ADDR[:PORT]]\n"
+		"                        look up S._domainkey.DOMAIN and say whether it\n"
+		"                        holds the key of DIR/DOMAIN.S.key; exit 0 when\n"
+		"                        it does\n"
 		"  version               print the version\n"
 		"  help                  this text\n"
-		"\n"
-		"Coming with later work: DKIM keys.\n");
+		);
 }
 
 int main(int argc, char **argv)
@@ -85,6 +93,8 @@ int main(int argc, char **argv)
 		return cli_send(argc - 1, argv + 1);
 	if (strcmp(argv[1], "doctor") == 0)
 		return cli_doctor(argc - 1, argv + 1);
+	if (strcmp(argv[1], "dkim") == 0)
+		return cli_dkim(argc - 1, argv + 1);
 	fprintf(stderr, "tern: unknown command '%s' (try: tern help)\n", argv[1]);
 	return 2;
 }

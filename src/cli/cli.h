@@ -9,6 +9,9 @@
  *	is "send" (cli/send.c).
  *	cli_doctor(argc, argv): "doctor HOST [--port P[:MODE]]... ..."; argv[0]
  *	is "doctor" (cli/doctor.c; docs/doctor.md).
+ *	cli_dkim(argc, argv): "dkim keygen DOMAIN --selector S ...", "dkim
+ *	check DOMAIN --selector S ..."; argv[0] is "dkim" (cli/dkim.c). check
+ *	exits 0 only when the published record holds the key file's key.
  *	Returns the process exit status (0 ok, 1 failure, 2 usage).
  */
 #ifndef TERN_CLI_H
@@ -18,5 +21,6 @@ int cli_queue(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_send(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 
 #endif

@@ -4,7 +4,12 @@
  * parallel on one libuv loop, each connection bounded by --timeout
  * (default 10 s), then a second round on what the first found: TLS
  * 1.0/1.1 still accepted, and with credentials a real login (and with
- * --from/--to a test message) on the recommended port. Prints a report and
+ * --from/--to a test message) on the recommended port; TLS 1.0/1.1 only
+ * also where TLS 1.2+ failed (a server that speaks nothing newer). With
+ * --checks relay,smuggling a third round of raw conversations (probe_line)
+ * on every port that greets in plaintext: RCPT to a foreign domain without
+ * a login, then RSET (open relay?); a DATA whose only end is a bare LF dot,
+ * never ended with CR LF . CR LF (SMTP smuggling?). Prints a report and
  * a verdict, or with --json one object (docs/doctor.md).
  *
  * Per port, in the first round, at once:
@@ -19,8 +24,9 @@
  *
  * Exit status: 0 when a submission port (not 25) works with TLS, a
  * certificate that verifies and names the host, AUTH offered inside TLS
- * and (when given) the credentials accepted (and the test message taken);
- * 1 otherwise; 2 for a usage error.
+ * and (when given) the credentials accepted (and the test message taken),
+ * and no --checks finding (open relay, smuggling exposure); 1 otherwise; 2
+ * for a usage error.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -39,8 +45,17 @@
 #define USAGE                                                                         \
 	"usage: tern doctor HOST [--port P[:MODE]]... [--user U --password-file F]\n"    \
 	"                   [--from A --to B] [--tls-name NAME] [--ca PEM]\n"            \
+	"                   [--checks relay,smuggling] [--relay-to ADDR]\n"             \
 	"                   [--timeout SECONDS] [--json]\n"                              \
-	"       MODE (what your client is set to): starttls, implicit, may, none\n"
+	"       MODE (what your client is set to): starttls, implicit, may, none\n"     \
+	"       --checks relay: RCPT to a foreign domain without a login (open relay?)\n" \
+	"       --checks smuggling: a bare LF dot in DATA (needs --to; SMTP smuggling)\n"
+
+#define CHECK_RELAY 1u
+#define CHECK_SMUGGLING 2u
+#define DEFAULT_CHECK_FROM "tern-doctor@example.org"
+#define DEFAULT_RELAY_TO "tern-doctor-relay-check@example.net"
+#define SMUGGLE_WAIT_MS 2000
 
 #define FILTERED_WORDS                                                              \
 	"no answer: the port is probably filtered by a firewall or your ISP; 25 is "  \
@@ -69,6 +84,15 @@ struct sub {
 
 enum pstatus { P_PENDING, P_OPEN, P_REFUSED, P_TIMEOUT, P_ERROR };
 
+/* The result of one raw check (open relay, SMTP smuggling) on one port. */
+enum cres { C_NONE, C_GOOD, C_BAD, C_UNSURE, C_SKIPPED };
+
+struct check {
+	enum cres res;
+	char reply[320];	/* the deciding reply, "NNN text", or "" */
+	char words[1024];
+};
+
 struct port {
 	struct probe_port want;
 	struct sockaddr_storage ss;
@@ -90,12 +114,16 @@ struct port {
 	enum smtpc_tls actual;	/* ENCRYPT (STARTTLS), IMPLICIT, NONE; MAY: unknown */
 	const struct sub *tls;	/* the probe with the TLS facts, or NULL */
 	char mismatch[256];
-	bool auth_plaintext, works, legacy_tried;
+	bool auth_plaintext, works, legacy_tried, old_tls_only;
+	enum smtpc_tls legacy_mode;
 	char why_not[256];
+	/* --checks */
+	struct check relay, smuggle;
 };
 
 struct doctor {
-	const char *host, *user, *pwfile, *from, *to, *tls_name, *ca;
+	const char *host, *user, *pwfile, *from, *to, *tls_name, *ca, *relay_to;
+	unsigned checks;	/* CHECK_RELAY | CHECK_SMUGGLING */
 	char password[SMTPC_NAME_MAX + 1];
 	unsigned timeout_ms;
 	bool json;
@@ -355,6 +383,8 @@ static bool cert_ok(const struct sub *s)
 	return s->r.tls_verified && s->cert.name_matches && s->cert.days_left >= 0;
 }
 
+static void judge(struct port *p);
+
 static void analyse(struct doctor *d, struct port *p)
 {
 	if (p->status == P_OPEN && p->silent && p->implicit.have && p->implicit.r.ok) {
@@ -373,6 +403,24 @@ static void analyse(struct doctor *d, struct port *p)
 		if (p->status == P_OPEN && p->silent)
 			p->status = P_TIMEOUT;
 	}
+	judge(p);
+	(void)d;
+}
+
+/* After round 2: a port where TLS 1.2+ failed but TLS 1.0/1.1 worked. */
+static void old_tls_only(struct port *p, enum smtpc_tls mode)
+{
+	if (p->tls != NULL || !p->legacy.have || p->legacy.r.tls_version[0] == '\0')
+		return;
+	p->old_tls_only = true;
+	p->tls = &p->legacy;
+	p->status = P_OPEN;
+	p->actual = mode;
+	judge(p);
+}
+
+static void judge(struct port *p)
+{
 	p->mismatch[0] = '\0';
 	if (p->actual == SMTPC_TLS_IMPLICIT && p->want.mode != SMTPC_TLS_IMPLICIT)
 		snprintf(p->mismatch, sizeof p->mismatch,
@@ -391,6 +439,10 @@ static void analyse(struct doctor *d, struct port *p)
 		snprintf(p->why_not, sizeof p->why_not, "not reachable");
 	else if (p->tls == NULL)
 		snprintf(p->why_not, sizeof p->why_not, "no TLS");
+	else if (p->old_tls_only)
+		snprintf(p->why_not, sizeof p->why_not,
+			 "the server accepts only an old TLS version (%s): outdated, RFC 8996",
+			 p->tls->r.tls_version);
 	else if (!cert_ok(p->tls))
 		snprintf(p->why_not, sizeof p->why_not, "the certificate does not verify: %s",
 			 p->tls->cert.days_left < 0 ? "certificate has expired"
@@ -400,7 +452,258 @@ static void analyse(struct doctor *d, struct port *p)
 		snprintf(p->why_not, sizeof p->why_not, "no AUTH offered inside TLS");
 	else
 		p->works = true;
-	(void)d;
+}
+
+/* ---- --checks: the open relay and SMTP smuggling checks -------------------- */
+
+/*
+ * Raw conversations (probe_line_*), one port after the other, each bounded
+ * by --timeout as a whole (the smuggling check waits SMUGGLE_WAIT_MS more
+ * for a reply to the bare LF dot). Run on every open port that greets in
+ * plaintext (not implicit TLS), without STARTTLS and without a login: what
+ * anyone on the Internet can do.
+ */
+
+static void cset(struct check *c, enum cres res, int code, const char *text, const char *fmt,
+		 ...) __attribute__((format(printf, 5, 6)));
+
+static void cset(struct check *c, enum cres res, int code, const char *text, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->res = res;
+	if (code != 0)
+		snprintf(c->reply, sizeof c->reply, "%d %s", code, text);
+	else
+		c->reply[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(c->words, sizeof c->words, fmt, ap);
+	va_end(ap);
+}
+
+static const char *line_err(int r)
+{
+	return r == PROBE_LINE_TIMEOUT ? "no reply in time"
+	       : r == PROBE_LINE_CLOSED ? "the server closed the connection"
+					: "a socket error or a reply that is not SMTP";
+}
+
+/* Send a command (CR LF added), read its reply. */
+static int say(struct probe_line *l, const char *cmd, int *code, char *text, size_t cap)
+{
+	char line[1100];
+	int r;
+
+	snprintf(line, sizeof line, "%s\r\n", cmd);
+	if ((r = probe_line_send(l, line, strlen(line))) < 0)
+		return r;
+	return probe_line_reply(l, ~0u, code, text, cap);
+}
+
+/* Connect, greeting, EHLO (HELO after a refused EHLO), MAIL FROM. 0 with
+ * *code the reply to MAIL; -1 with c set (inconclusive) when it did not
+ * get that far. */
+static int begin(struct doctor *d, struct port *p, struct probe_line *l, struct check *c,
+		 enum cres fail, const char *from, int *code, char *text, size_t cap)
+{
+	char err[256], cmd[600];
+	int r;
+
+	if (probe_line_open(l, &p->ss, d->timeout_ms, err, sizeof err) < 0) {
+		cset(c, fail, 0, "", "%s: %s", fail == C_SKIPPED ? "not tested" : "inconclusive",
+		     err);
+		return -1;
+	}
+	if ((r = probe_line_reply(l, ~0u, code, text, cap)) < 0 || *code != 220) {
+		cset(c, fail, r < 0 ? 0 : *code, text, "%s: no 220 greeting (%s)",
+		     fail == C_SKIPPED ? "not tested" : "inconclusive",
+		     r < 0 ? line_err(r) : "see the reply");
+		return -1;
+	}
+	if ((r = say(l, "EHLO tern-doctor.localhost", code, text, cap)) == 0 && *code / 100 == 5)
+		r = say(l, "HELO tern-doctor.localhost", code, text, cap);
+	if (r < 0 || *code / 100 != 2) {
+		cset(c, fail, r < 0 ? 0 : *code, text, "%s: EHLO/HELO failed (%s)",
+		     fail == C_SKIPPED ? "not tested" : "inconclusive",
+		     r < 0 ? line_err(r) : "see the reply");
+		return -1;
+	}
+	snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>", from);
+	if ((r = say(l, cmd, code, text, cap)) < 0) {
+		cset(c, fail, 0, "", "%s: no reply to MAIL FROM (%s)",
+		     fail == C_SKIPPED ? "not tested" : "inconclusive", line_err(r));
+		return -1;
+	}
+	return 0;
+}
+
+static void end_politely(struct probe_line *l)
+{
+	char text[512];
+	int code;
+
+	if (say(l, "RSET", &code, text, sizeof text) == 0)
+		say(l, "QUIT", &code, text, sizeof text);
+	probe_line_close(l);
+}
+
+static void check_relay(struct doctor *d, struct port *p)
+{
+	struct check *c = &p->relay;
+	const char *from = d->from != NULL ? d->from : DEFAULT_CHECK_FROM;
+	const char *to = d->relay_to != NULL ? d->relay_to : DEFAULT_RELAY_TO;
+	struct probe_line l;
+	char text[512], cmd[600];
+	int code, r;
+
+	if (begin(d, p, &l, c, C_UNSURE, from, &code, text, sizeof text) < 0) {
+		probe_line_close(&l);
+		return;
+	}
+	if (code / 100 == 5) {
+		cset(c, C_GOOD, code, text,
+		     "refused (good): MAIL FROM:<%s> is refused without a login, so nothing can "
+		     "be relayed", from);
+		end_politely(&l);
+		return;
+	}
+	if (code / 100 != 2) {
+		cset(c, C_UNSURE, code, text, "inconclusive: temporary reply to MAIL FROM:<%s>",
+		     from);
+		end_politely(&l);
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", to);
+	if ((r = say(&l, cmd, &code, text, sizeof text)) < 0)
+		cset(c, C_UNSURE, 0, "", "inconclusive: no reply to RCPT TO:<%s> (%s)", to,
+		     line_err(r));
+	else if (code / 100 == 2)
+		cset(c, C_BAD, code, text,
+		     "OPEN RELAY: the server accepted RCPT TO:<%s>, a domain that is not its "
+		     "own, from a client that did not log in: anyone can send spam through it "
+		     "and it will be blocklisted; relay only for authenticated clients and your "
+		     "own networks (nothing was sent: RSET after RCPT, never DATA)", to);
+	else if (code / 100 == 5)
+		cset(c, C_GOOD, code, text,
+		     "refused (good): relaying to <%s> without a login is refused", to);
+	else
+		cset(c, C_UNSURE, code, text,
+		     "inconclusive: temporary reply to RCPT TO:<%s> (greylisting or a "
+		     "temporary problem): try again later", to);
+	end_politely(&l);
+}
+
+static bool names_bare_lf(const char *text)
+{
+	return strstr(text, "5.6.") == text || strcasestr(text, "bare") != NULL ||
+	       strcasestr(text, " LF") != NULL || strcasestr(text, "CR LF") != NULL ||
+	       strcasestr(text, "CRLF") != NULL || strcasestr(text, "line end") != NULL ||
+	       strcasestr(text, "newline") != NULL;
+}
+
+static void check_smuggling(struct doctor *d, struct port *p)
+{
+	struct check *c = &p->smuggle;
+	const char *from = d->from != NULL ? d->from : DEFAULT_CHECK_FROM;
+	struct probe_line l;
+	char text[512], cmd[600], body[1024], date[64];
+	int code, r;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (d->to == NULL) {
+		cset(c, C_SKIPPED, 0, "",
+		     "not tested: needs --from/--to (a recipient this server accepts)");
+		return;
+	}
+	if (begin(d, p, &l, c, C_SKIPPED, from, &code, text, sizeof text) < 0) {
+		probe_line_close(&l);
+		return;
+	}
+	if (code / 100 != 2) {
+		cset(c, C_SKIPPED, code, text, "not tested: MAIL FROM:<%s> refused on this port",
+		     from);
+		end_politely(&l);
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", d->to);
+	if ((r = say(&l, cmd, &code, text, sizeof text)) < 0 || code / 100 != 2) {
+		cset(c, C_SKIPPED, r < 0 ? 0 : code, text,
+		     "not tested: RCPT TO:<%s> not accepted on this port without a login (%s)",
+		     d->to, r < 0 ? line_err(r) : "see the reply");
+		end_politely(&l);
+		return;
+	}
+	if ((r = say(&l, "DATA", &code, text, sizeof text)) < 0 || code != 354) {
+		cset(c, C_SKIPPED, r < 0 ? 0 : code, text, "not tested: DATA refused (%s)",
+		     r < 0 ? line_err(r) : "see the reply");
+		end_politely(&l);
+		return;
+	}
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	snprintf(body, sizeof body,
+		 "From: <%s>\r\nTo: <%s>\r\nSubject: tern doctor smuggling check\r\n"
+		 "Date: %s\r\nMessage-ID: <smuggling.%lld@tern-doctor.localhost>\r\n\r\nx\n.\n",
+		 from, d->to, date, (long long)now);
+	if ((r = probe_line_send(&l, body, strlen(body))) < 0) {
+		cset(c, C_UNSURE, 0, "", "inconclusive: sending the message failed (%s)",
+		     line_err(r));
+		probe_line_close(&l);
+		return;
+	}
+	l.deadline = now_ms() + SMUGGLE_WAIT_MS;
+	r = probe_line_reply(&l, SMUGGLE_WAIT_MS, &code, text, sizeof text);
+	if (r == PROBE_LINE_TIMEOUT)
+		cset(c, C_GOOD, 0, "",
+		     "not exposed (good): no reply within %.0f s to a bare LF dot (LF . LF): "
+		     "the server still reads the message; only CR LF . CR LF ends DATA",
+		     SMUGGLE_WAIT_MS / 1000.0);
+	else if (r == PROBE_LINE_CLOSED)
+		cset(c, C_GOOD, 0, "",
+		     "not exposed (good): the server closed the connection at the bare LF dot");
+	else if (r < 0)
+		cset(c, C_UNSURE, 0, "", "inconclusive: %s", line_err(r));
+	else if (code / 100 == 2)
+		cset(c, C_BAD, code, text,
+		     "EXPOSED to SMTP smuggling: the server took a bare LF dot (LF . LF) as the "
+		     "end of DATA and accepted the message (CVE-2023-51764, CVE-2023-51765, "
+		     "CVE-2023-51766): commands smuggled after it would be read as a second, "
+		     "forged message; accept only CR LF . CR LF (Postfix: smtpd_forbid_bare_"
+		     "newline = normalize; tern: bare_newline reject or normalize)");
+	else if (names_bare_lf(text))
+		cset(c, C_GOOD, code, text,
+		     "not exposed (good): the server refused the bare LF line end");
+	else if (code == 421)
+		cset(c, C_UNSURE, code, text,
+		     "inconclusive: the server closed the session during DATA");
+	else
+		cset(c, C_BAD, code, text,
+		     "EXPOSED to SMTP smuggling (probably): the server answered before the real "
+		     "end of data, so it took the bare LF dot (LF . LF) as the end of DATA "
+		     "(CVE-2023-51764, CVE-2023-51765, CVE-2023-51766)");
+	/* never CR LF . CR LF: an unterminated DATA is never delivered */
+	probe_line_close(&l);
+}
+
+static void run_checks(struct doctor *d)
+{
+	for (size_t i = 0; i < d->nports; i++) {
+		struct port *p = &d->ports[i];
+
+		if (p->status != P_OPEN || p->banner_code != 220 || p->actual == SMTPC_TLS_IMPLICIT)
+			continue;
+		if (d->checks & CHECK_RELAY)
+			check_relay(d, p);
+		if (d->checks & CHECK_SMUGGLING)
+			check_smuggling(d, p);
+	}
+}
+
+static const char *cres_key(enum cres r)
+{
+	return r == C_GOOD ? "good" : r == C_BAD ? "bad" : r == C_UNSURE ? "inconclusive"
+						 : "not_tested";
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -550,6 +853,10 @@ static void print_port_text(const struct doctor *d, const struct port *p)
 		printf("  RISK: AUTH (%s) offered before TLS: a client may send the password in "
 		       "clear text\n", mechs);
 	}
+	if (p->old_tls_only)
+		printf("  OLD TLS ONLY: the server accepts only an old TLS version (%s; TLS 1.2 "
+		       "and 1.3 refused): FLAGGED: outdated, RFC 8996; clients that require "
+		       "TLS 1.2 cannot connect\n", p->tls->r.tls_version);
 	if (p->tls != NULL) {
 		const struct sub *s = p->tls;
 
@@ -584,6 +891,39 @@ static void print_port_text(const struct doctor *d, const struct port *p)
 	}
 	printf("  submission: %s%s\n", p->works ? "works" : "does not work: ",
 	       p->works ? "" : p->why_not);
+	if (p->relay.res != C_NONE)
+		printf("  open relay check: %s%s%s%s\n", p->relay.words,
+		       p->relay.reply[0] ? " (reply: " : "", p->relay.reply,
+		       p->relay.reply[0] ? ")" : "");
+	if (p->smuggle.res != C_NONE)
+		printf("  SMTP smuggling check: %s%s%s%s\n", p->smuggle.words,
+		       p->smuggle.reply[0] ? " (reply: " : "", p->smuggle.reply,
+		       p->smuggle.reply[0] ? ")" : "");
+}
+
+static void json_checks(const struct doctor *d, unsigned which)
+{
+	bool first = true;
+
+	if (!(d->checks & which)) {
+		printf("null");
+		return;
+	}
+	printf("[");
+	for (size_t i = 0; i < d->nports; i++) {
+		const struct port *p = &d->ports[i];
+		const struct check *c = which == CHECK_RELAY ? &p->relay : &p->smuggle;
+
+		if (c->res == C_NONE)
+			continue;
+		printf("%s{\"port\":%u,", first ? "" : ",", p->want.port);
+		jkey("result", cres_key(c->res), true);
+		jkey("reply", c->reply[0] ? c->reply : NULL, true);
+		jkey("words", c->words, false);
+		printf("}");
+		first = false;
+	}
+	printf("]");
 }
 
 static void json_sub_tls(const struct sub *s, const struct port *p)
@@ -652,6 +992,7 @@ static void print_json(const struct doctor *d, bool ok, const char *verdict)
 		probe_auth_names(p->plain.have ? p->plain.r.ext.auth : 0, mechs, sizeof mechs);
 		jkey("auth_before_tls", p->actual == SMTPC_TLS_IMPLICIT ? NULL : mechs, true);
 		printf("\"auth_plaintext_risk\":%s,", p->auth_plaintext ? "true" : "false");
+		printf("\"old_tls_only\":%s,", p->old_tls_only ? "true" : "false");
 		if (p->tls != NULL)
 			json_sub_tls(p->tls, p);
 		else
@@ -679,6 +1020,16 @@ static void print_json(const struct doctor *d, bool ok, const char *verdict)
 		printf("}");
 	} else {
 		printf("null");
+	}
+	printf(",\"checks\":");
+	if (d->checks == 0) {
+		printf("null");
+	} else {
+		printf("{\"relay\":");
+		json_checks(d, CHECK_RELAY);
+		printf(",\"smuggling\":");
+		json_checks(d, CHECK_SMUGGLING);
+		printf("}");
 	}
 	printf(",\"verdict\":{\"port\":");
 	if (d->best != NULL)
@@ -727,6 +1078,29 @@ static int parse_args(int argc, char **argv, struct doctor *d)
 			d->tls_name = v;
 		} else if (strcmp(o, "--ca") == 0) {
 			d->ca = v;
+		} else if (strcmp(o, "--relay-to") == 0) {
+			if (strchr(v, '@') == NULL || strpbrk(v, "<>\r\n \t") != NULL)
+				return -1;
+			d->relay_to = v;
+		} else if (strcmp(o, "--checks") == 0) {
+			char list[128], *save = NULL;
+
+			if (strlen(v) >= sizeof list)
+				return -1;
+			strcpy(list, v);
+			for (char *w = strtok_r(list, ",", &save); w != NULL;
+			     w = strtok_r(NULL, ",", &save)) {
+				if (strcmp(w, "relay") == 0)
+					d->checks |= CHECK_RELAY;
+				else if (strcmp(w, "smuggling") == 0)
+					d->checks |= CHECK_SMUGGLING;
+				else if (strcmp(w, "all") == 0)
+					d->checks |= CHECK_RELAY | CHECK_SMUGGLING;
+				else
+					return -1;
+			}
+			if (d->checks == 0)
+				return -1;
 		} else if (strcmp(o, "--timeout") == 0) {
 			if (probe_parse_timeout(v, &d->timeout_ms) < 0)
 				return -1;
@@ -736,6 +1110,10 @@ static int parse_args(int argc, char **argv, struct doctor *d)
 	}
 	if (d->host == NULL || (d->user == NULL) != (d->pwfile == NULL) ||
 	    (d->from == NULL) != (d->to == NULL))
+		return -1;
+	/* addresses go into raw command lines: no CR, LF, angle brackets */
+	if ((d->from != NULL && strpbrk(d->from, "<>\r\n") != NULL) ||
+	    (d->to != NULL && strpbrk(d->to, "<>\r\n") != NULL))
 		return -1;
 	if (d->nports == 0) {
 		static const unsigned def[] = { 25, 465, 587, 2525 };
@@ -812,10 +1190,19 @@ int cli_doctor(int argc, char **argv)
 	for (size_t i = 0; i < d.nports; i++) {
 		struct port *p = &d.ports[i];
 
-		if (p->tls == NULL)
+		enum smtpc_tls mode;
+
+		if (p->tls != NULL)
+			mode = p->actual;
+		else if (p->status == P_TIMEOUT && p->connected)
+			mode = SMTPC_TLS_IMPLICIT;	/* silent: TLS 1.0/1.1 only? */
+		else if (p->status == P_OPEN && p->actual == SMTPC_TLS_ENCRYPT)
+			mode = SMTPC_TLS_ENCRYPT;	/* STARTTLS offered, TLS 1.2+ failed */
+		else
 			continue;
+		p->legacy_mode = mode;
 		p->legacy_tried = true;
-		if (sub_start(&d, p, &p->legacy, p->actual, "1.0", true, false) < 0)
+		if (sub_start(&d, p, &p->legacy, mode, "1.0", true, false) < 0)
 			goto fail;
 	}
 	if (d.best != NULL && d.user != NULL) {
@@ -846,6 +1233,11 @@ int cli_doctor(int argc, char **argv)
 			goto fail;
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
+	for (size_t i = 0; i < d.nports; i++)
+		if (d.ports[i].legacy_tried)
+			old_tls_only(&d.ports[i], d.ports[i].legacy_mode);
+	/* round 3: the raw checks, one port after the other */
+	run_checks(&d);
 	if (d.login_tried) {
 		const struct smtpc_result *r = &d.login.r;
 
@@ -870,7 +1262,22 @@ int cli_doctor(int argc, char **argv)
 		}
 	}
 	ok = d.best != NULL && (!d.login_tried || d.login_ok) && (!d.msg_tried || d.msg_ok);
+	for (size_t i = 0; i < d.nports; i++)
+		if (d.ports[i].relay.res == C_BAD || d.ports[i].smuggle.res == C_BAD)
+			ok = false;
 	verdict_text(&d, verdict, sizeof verdict);
+	for (size_t i = 0; i < d.nports; i++) {
+		size_t n = strlen(verdict);
+
+		if (d.ports[i].relay.res == C_BAD)
+			snprintf(verdict + n, sizeof verdict - n,
+				 "; SERIOUS: port %u is an OPEN RELAY", d.ports[i].want.port);
+		n = strlen(verdict);
+		if (d.ports[i].smuggle.res == C_BAD)
+			snprintf(verdict + n, sizeof verdict - n,
+				 "; SERIOUS: port %u is EXPOSED to SMTP smuggling (bare LF dot)",
+				 d.ports[i].want.port);
+	}
 	if (d.json) {
 		print_json(&d, ok, verdict);
 	} else {

@@ -1,11 +1,15 @@
 /* probe.c - helpers shared by `tern send` and `tern doctor` (probe.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "probe.h"
 
@@ -289,4 +293,173 @@ void probe_ext_names(const struct smtp_ehlo *e, bool esmtp, char *out, size_t ca
 		snprintf(w, sizeof w, "AUTH %s", auth);
 		add(out, cap, w);
 	}
+}
+
+/* ---- the raw line-based conversation ------------------------------------ */
+
+static unsigned long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before the deadline (and before now + wait_ms). */
+static int left_ms(const struct probe_line *l, unsigned wait_ms)
+{
+	unsigned long long now = mono_ms(), end = l->deadline;
+
+	if (now + wait_ms < end)
+		end = now + wait_ms;
+	return end > now ? (int)(end - now) : 0;
+}
+
+static int wait_fd(struct probe_line *l, short events, unsigned wait_ms)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = l->fd, .events = events };
+		int ms = left_ms(l, wait_ms), n;
+
+		if (ms == 0)
+			return PROBE_LINE_TIMEOUT;
+		n = poll(&pf, 1, ms);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return PROBE_LINE_TIMEOUT;
+		if (errno != EINTR)
+			return PROBE_LINE_ERROR;
+	}
+}
+
+int probe_line_open(struct probe_line *l, const struct sockaddr_storage *ss,
+		    unsigned timeout_ms, char *err, size_t errlen)
+{
+	socklen_t sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						 : sizeof(struct sockaddr_in);
+	int e = 0, r;
+	socklen_t el = sizeof e;
+
+	memset(l, 0, sizeof *l);
+	l->deadline = mono_ms() + timeout_ms;
+	l->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(l->fd, (const struct sockaddr *)ss, sl) < 0) {
+		if (errno != EINPROGRESS) {
+			snprintf(err, errlen, "connect: %s", strerror(errno));
+			goto fail;
+		}
+		if ((r = wait_fd(l, POLLOUT, timeout_ms)) < 0) {
+			snprintf(err, errlen, "connect: %s",
+				 r == PROBE_LINE_TIMEOUT ? "timed out" : strerror(errno));
+			goto fail;
+		}
+		if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
+			snprintf(err, errlen, "connect: %s", strerror(e != 0 ? e : errno));
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	close(l->fd);
+	l->fd = -1;
+	return -1;
+}
+
+int probe_line_send(struct probe_line *l, const void *data, size_t n)
+{
+	const char *p = data;
+
+	while (n > 0) {
+		ssize_t k = send(l->fd, p, n, MSG_NOSIGNAL);
+		int r;
+
+		if (k > 0) {
+			p += k;
+			n -= (size_t)k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if ((r = wait_fd(l, POLLOUT, ~0u)) < 0)
+				return r;
+			continue;
+		}
+		return k < 0 && (errno == EPIPE || errno == ECONNRESET) ? PROBE_LINE_CLOSED
+									: PROBE_LINE_ERROR;
+	}
+	return 0;
+}
+
+/* A complete reply at the start of buf: its length, 0 when incomplete, -1
+ * when a line is not a reply line (RFC 5321 4.2). */
+static long parse_reply(const char *buf, size_t len, int *code, char *text, size_t cap)
+{
+	size_t pos = 0;
+
+	for (;;) {
+		const char *line = buf + pos, *lf = memchr(line, '\n', len - pos);
+		size_t n, k = 0;
+
+		if (lf == NULL)
+			return len - pos > 1000 ? -1 : 0;
+		n = (size_t)(lf - line);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+		    line[2] < '0' || line[2] > '9' || (n > 3 && line[3] != ' ' && line[3] != '-'))
+			return -1;
+		pos = (size_t)(lf - buf) + 1;
+		if (n > 3 && line[3] == '-')
+			continue;
+		*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+		for (size_t i = 4; i < n && k + 1 < cap; i++)
+			text[k++] = line[i] >= 0x20 && line[i] < 0x7f ? line[i] : '?';
+		if (cap > 0)
+			text[k] = '\0';
+		return (long)pos;
+	}
+}
+
+int probe_line_reply(struct probe_line *l, unsigned wait_ms, int *code, char *text,
+		     size_t cap)
+{
+	for (;;) {
+		long used = parse_reply(l->buf, l->len, code, text, cap);
+		ssize_t k;
+		int r;
+
+		if (used < 0)
+			return PROBE_LINE_ERROR;
+		if (used > 0) {
+			memmove(l->buf, l->buf + used, l->len - (size_t)used);
+			l->len -= (size_t)used;
+			return 0;
+		}
+		if (l->len == sizeof l->buf)
+			return PROBE_LINE_ERROR;
+		if ((r = wait_fd(l, POLLIN, wait_ms)) < 0)
+			return r;
+		k = recv(l->fd, l->buf + l->len, sizeof l->buf - l->len, 0);
+		if (k == 0)
+			return PROBE_LINE_CLOSED;
+		if (k < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+				continue;
+			return errno == ECONNRESET ? PROBE_LINE_CLOSED : PROBE_LINE_ERROR;
+		}
+		l->len += (size_t)k;
+	}
+}
+
+void probe_line_close(struct probe_line *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
 }

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/buf.h"
+#include "../mailauth/dkim.h"
 
 #define LINE_MAX_BYTES 4096		/* longer lines are an error */
 #define FILE_MAX_BYTES (1024 * 1024)	/* larger files are an error */
@@ -39,6 +41,7 @@ enum knob_kind {
 	K_RELAY,
 	K_ADDRS,
 	K_TRANSPORT,
+	K_DKIM,
 };
 
 struct knob {
@@ -777,6 +780,41 @@ static int set_transport(struct ctx *x)
 	return 0;
 }
 
+/* "dkim_sign DOMAIN SELECTOR KEYFILE": repeatable; the file is read by conf_finish. */
+static int set_dkim(struct ctx *x)
+{
+	struct conf *c = x->c;
+	struct dkim_sign_conf *d;
+	char *dom, *sel, *file;
+	const char *why;
+
+	if (need(x, &dom) < 0 || need(x, &sel) < 0 || need(x, &file) < 0 || end(x) < 0)
+		return -1;
+	if ((why = domain_problem(dom)) != NULL)
+		return fail(x, SHOWFMT " is not a valid domain: it %s", SHOW(dom), why);
+	if ((why = domain_problem(sel)) != NULL)
+		return fail(x, "selector " SHOWFMT " is not valid: it %s", SHOW(sel), why);
+	if (strlen(sel) >= CONF_SELECTOR_MAX)
+		return fail(x, "selector longer than %d characters", CONF_SELECTOR_MAX - 1);
+	if (strlen(file) >= sizeof d->keyfile)
+		return fail(x, "file name longer than %zu bytes", sizeof d->keyfile - 1);
+	lower(dom);
+	lower(sel);
+	for (size_t i = 0; i < c->ndkim_sign; i++)
+		if (strcmp(c->dkim_sign[i].domain, dom) == 0 && strcmp(c->dkim_sign[i].selector, sel) == 0)
+			return fail(x, "selector " SHOWFMT " of " SHOWFMT " is given twice (first on line %u)",
+				    SHOW(sel), SHOW(dom), c->dkim_sign[i].line);
+	if (c->ndkim_sign == CONF_MAX_DKIM)
+		return fail(x, "more than %d keys", CONF_MAX_DKIM);
+	d = &c->dkim_sign[c->ndkim_sign++];
+	memset(d, 0, sizeof *d);
+	snprintf(d->domain, sizeof d->domain, "%s", dom);
+	snprintf(d->selector, sizeof d->selector, "%s", sel);
+	snprintf(d->keyfile, sizeof d->keyfile, "%s", file);
+	d->line = x->line;
+	return 0;
+}
+
 static const char *const relay_mode_names[] = { "starttls", "tls", "plain" };
 
 /* "PORT/MODE,PORT/MODE...": the smarthost ports in the order to try. */
@@ -1055,6 +1093,8 @@ static int parse_line(struct ctx *x, const char *s, size_t n)
 		return set_tls_policy(x);
 	case K_TRANSPORT:
 		return set_transport(x);
+	case K_DKIM:
+		return set_dkim(x);
 	default:
 		break;
 	}
@@ -1195,6 +1235,52 @@ static int default_maildir(struct ctx *x)
 	return 0;
 }
 
+/*
+ * Read one dkim_sign key file into d->pem: like tls_key, a file others can
+ * read is refused, and so is one that holds no usable key. Runs as root in
+ * the parent before the fork (the queue process could not open it later).
+ */
+static int load_dkim_key(struct ctx *x, struct dkim_sign_conf *d)
+{
+	struct dkim_key *k;
+	struct stat st;
+	char why[256];
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	for (x->k = knobs; x->k->kind != K_DKIM; x->k++)
+		;
+	x->line = d->line;
+	if ((fd = open(d->keyfile, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		fail(x, "key file %s: %s", d->keyfile, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return fail(x, "key file %s is readable by group or others (chmod 600 %s)", d->keyfile,
+			    d->keyfile);
+	}
+	while (len < sizeof d->pem &&
+	       ((n = read(fd, d->pem + len, sizeof d->pem - len)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	close(fd);
+	if (len == sizeof d->pem)
+		return fail(x, "key file %s is larger than %zu bytes", d->keyfile, sizeof d->pem - 1);
+	d->pem[len] = '\0';
+	d->pem_len = len;
+	if ((k = dkim_key_load((const uint8_t *)d->pem, len, why, sizeof why)) == NULL) {
+		explicit_bzero(d->pem, sizeof d->pem);
+		d->pem_len = 0;
+		return fail(x, "key file %s: %s", d->keyfile, why);
+	}
+	dkim_key_free(k);
+	return 0;
+}
+
 /* Whether two listeners would take the same address and port. */
 static bool overlap(const struct listener_conf *a, const struct listener_conf *b)
 {
@@ -1254,13 +1340,17 @@ int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen)
 					    listener_text(&c->listeners[j], b, sizeof b),
 					    c->listeners[j].line);
 	}
+	for (i = 0; i < c->ndkim_sign; i++)
+		if (load_dkim_key(&x, &c->dkim_sign[i]) < 0)
+			return -1;
 	return 0;
 }
 
-/* The struct owns no memory: nothing to release. */
+/* The struct owns no memory; only the DKIM keys' text is wiped. */
 void conf_free(struct conf *c)
 {
-	(void)c;
+	for (size_t i = 0; i < c->ndkim_sign && i < CONF_MAX_DKIM; i++)
+		explicit_bzero(c->dkim_sign[i].pem, sizeof c->dkim_sign[i].pem);
 }
 
 const char *conf_role_name(enum listener_role r)

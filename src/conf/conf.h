@@ -29,7 +29,9 @@
  *	gethostname(), the maildir template from data_dir, unprivileged ports
  *	for the default listeners when not root) and checks what only makes
  *	sense as a whole (at least one listener; no two listeners on one
- *	address and port).
+ *	address and port). It also reads each dkim_sign key file: the file
+ *	must not be readable by group or others and must hold a key
+ *	dkim_key_load() takes; its text is kept in the struct.
  *
  * DIAGNOSTICS
  *	conf_load_file and conf_finish return -1 with "FILE:LINE: message" (or
@@ -136,6 +138,25 @@ struct transport_conf {
 	uint16_t port;
 };
 
+#define CONF_MAX_DKIM 16
+#define CONF_DKIM_PEM_MAX 8192		/* an RSA 4096 PEM is about 3.3 KiB */
+#define CONF_SELECTOR_MAX 64
+
+/*
+ * `dkim_sign DOMAIN SELECTOR KEYFILE`: sign authenticated users' mail from
+ * DOMAIN. conf_finish() reads the key file (as root, before any fork) and
+ * keeps its PEM text here, so the unprivileged queue process, which gets
+ * a copy of struct conf, never opens the root-owned file.
+ */
+struct dkim_sign_conf {
+	char domain[CONF_NAME_MAX];	/* lower case */
+	char selector[CONF_SELECTOR_MAX]; /* lower case */
+	char keyfile[CONF_PATH_MAX];
+	unsigned line;
+	char pem[CONF_DKIM_PEM_MAX];	/* the file's text, filled by conf_finish */
+	size_t pem_len;
+};
+
 /* Local delivery: a Maildir template, or LMTP (RFC 2033). */
 enum deliver_method { DELIVER_MAILDIR = 0, DELIVER_LMTP };
 
@@ -189,6 +210,8 @@ struct conf {
 	uint32_t smtp_connect_timeout;	/* seconds */
 	uint32_t smtp_command_timeout;	/* seconds: caps RFC 5321 4.5.3.2's */
 	unsigned smtp_destination_concurrency;
+	struct dkim_sign_conf dkim_sign[CONF_MAX_DKIM];
+	size_t ndkim_sign;
 	char etrn_allow[CONF_PATH_MAX];	/* client addresses that may ETRN, "" none */
 	char trusted_networks[CONF_PATH_MAX]; /* may relay without AUTH, "" none */
 	struct transport_conf transports[CONF_MAX_TRANSPORTS];

@@ -13,6 +13,7 @@
 
 #include "../deliver/maildir.h"
 #include "../lib/log.h"
+#include "../mailauth/dkim.h"
 #include "../proto/addr.h"
 #include "dsn.h"
 #include "inject.h"
@@ -20,6 +21,7 @@
 #include "spool.h"
 
 #define STATE_LINE_MAX 1024
+#define FROM_VALUE_MAX 2048	/* octets of an unfolded From: value looked at */
 
 enum rstatus {
 	R_PENDING = 0,	/* for the remote agent this time */
@@ -64,6 +66,8 @@ struct attempt {
 	time_t now;
 	struct iovec *iov;
 	size_t niov;
+	struct buf dkim;	/* DKIM-Signature fields for remote jobs, or empty */
+	struct iovec *siov;	/* dkim then iov: the signed message */
 	struct remote_job *jobs;
 	size_t njobs, jobs_left;
 	struct smtpc_rcpt *srcpts;
@@ -261,6 +265,219 @@ static char *slice_dup(struct slice s)
 	return p;
 }
 
+/* ---- DKIM signing (phase 1, thread pool) ---------------------------------- */
+
+struct head {
+	struct buf b;
+	bool done;
+};
+
+/* Collect the header block: stop at the empty line (or when it is too big). */
+static int head_chunk(void *arg, const uint8_t *p, size_t n)
+{
+	struct head *h = arg;
+	size_t from = h->b.len > 3 ? h->b.len - 3 : 0;
+
+	if (buf_append(&h->b, p, n) < 0)
+		return 1;
+	if ((h->b.len >= 2 && memcmp(h->b.data, "\r\n", 2) == 0) ||
+	    memmem(h->b.data + from, h->b.len - from, "\r\n\r\n", 4) != NULL)
+		h->done = true;
+	return h->done ? 1 : 0;
+}
+
+/*
+ * The domain of the first mailbox in the From: field of the header block
+ * h (RFC 5322 3.6.2), lower case, in out; false when there is none or it
+ * is not a plain LDH domain (a domain literal, an encoded word).
+ */
+static bool from_domain(const uint8_t *h, size_t n, char *out, size_t cap)
+{
+	char v[FROM_VALUE_MAX + 1], addr[FROM_VALUE_MAX + 1];
+	size_t i = 0, k = 0, a = 0, depth = 0;
+	bool quoted = false, angle = false, found = false;
+	const char *at, *d;
+
+	/* Find "From:" at the start of a line; unfold its value into v. */
+	for (size_t ls = 0; ls < n && !found;) {
+		const uint8_t *nl = memchr(h + ls, '\n', n - ls);
+		size_t le = nl ? (size_t)(nl - h) + 1 : n;
+
+		if (le - ls >= 2 && h[ls] == '\r' && h[ls + 1] == '\n')
+			break;	/* the end of the header block */
+		if (le - ls > 4 && strncasecmp((const char *)h + ls, "from", 4) == 0) {
+			i = ls + 4;
+			while (i < le && (h[i] == ' ' || h[i] == '\t'))
+				i++;
+			if (i < le && h[i] == ':') {
+				found = true;
+				i++;
+				break;
+			}
+		}
+		ls = le;
+	}
+	if (!found)
+		return false;
+	for (; i < n && k < FROM_VALUE_MAX; i++) {
+		if (h[i] == '\r' || h[i] == '\n') {
+			if (h[i] == '\n' && (i + 1 >= n || (h[i + 1] != ' ' && h[i + 1] != '\t')))
+				break;
+			continue;
+		}
+		v[k++] = (char)h[i];
+	}
+	v[k] = '\0';
+	/* The first <addr-spec> outside quotes and comments, else the
+	 * addr-spec itself (comments dropped) up to a ',' ending the mailbox. */
+	for (i = 0; i < k; i++) {
+		char ch = v[i];
+
+		if (quoted) {
+			if (ch == '\\' && i + 1 < k)
+				i++;
+			else if (ch == '"')
+				quoted = false;
+			if (!angle)
+				continue;
+		} else if (depth > 0) {
+			if (ch == '\\' && i + 1 < k)
+				i++;
+			else if (ch == '(')
+				depth++;
+			else if (ch == ')')
+				depth--;
+			continue;
+		} else if (ch == '"') {
+			quoted = true;
+		} else if (ch == '(') {
+			depth = 1;
+			continue;
+		} else if (ch == '<' && !angle) {
+			angle = true;
+			a = 0;
+			continue;
+		} else if (ch == '>' && angle) {
+			break;
+		} else if (ch == ',' && !angle) {
+			break;
+		}
+		addr[a++] = ch;
+	}
+	addr[a] = '\0';
+	if ((at = strrchr(addr, '@')) == NULL)
+		return false;
+	d = at + 1;
+	while (*d == ' ' || *d == '\t')
+		d++;
+	for (k = 0; d[k] != '\0' && d[k] != ' ' && d[k] != '\t' && d[k] != '>'; k++)
+		if (!isalnum((unsigned char)d[k]) && d[k] != '-' && d[k] != '.')
+			return false;
+	if (k == 0 || k >= cap)
+		return false;
+	for (i = 0; i < k; i++)
+		out[i] = (char)tolower((unsigned char)d[i]);
+	out[k] = '\0';
+	if (out[k - 1] == '.')
+		out[k - 1] = '\0';
+	return out[0] != '\0';
+}
+
+static int sign_chunk(void *arg, const uint8_t *p, size_t n)
+{
+	return dkim_sign_feed(arg, p, n) < 0 ? -1 : 0;
+}
+
+/*
+ * Sign a message that goes to another domain (not Maildir, not LMTP) with
+ * the dkim_sign keys of its From: domain, into a->dkim. Only mail from an
+ * authenticated client is signed: a signature says the domain vouches for
+ * the message, and the domain owner grants that to its own users, not to
+ * whatever a trusted network relays. A failure leaves the message
+ * unsigned, with a warning: better than a lost message.
+ */
+static void dkim_sign_message(struct attempt *a)
+{
+	const struct conf *cf = a->ctx.conf;
+	struct dkim_sign_req reqs[CONF_MAX_DKIM];
+	struct dkim_key *keys[CONF_MAX_DKIM];
+	const char *algs[CONF_MAX_DKIM];
+	struct dkim_sign *s = NULL;
+	struct head h = { .done = false };
+	char dom[CONF_NAME_MAX], e[256];
+	const char *why = NULL;
+	size_t nk = 0, i;
+	bool remote = false;
+
+	for (i = 0; i < a->n && !remote; i++)
+		remote = a->rs[i].st == R_PENDING && !a->rs[i].local;
+	if (!remote || cf->ndkim_sign == 0 || a->ctx.remote == NULL)
+		return;
+	if (a->auth[0] == '\0') {
+		log_event(LOG_INFO, "event=dkim qid=%s dkim=none reason=\"not from an authenticated client\"",
+			  a->qid);
+		return;
+	}
+	buf_init(&h.b, DKIM_HEADER_MAX);
+	qfile_each_chunk(a->file.data, a->file.len, &a->env, head_chunk, &h);
+	if (!from_domain(h.b.data, h.b.len, dom, sizeof dom))
+		snprintf(dom, sizeof dom, "%s", domain_of(a->sender));
+	buf_free(&h.b);
+	/* The user owns the envelope sender (checked at MAIL, cmd_mail.c), not
+	 * what it writes in From:. A signature for another From: domain would
+	 * let one user pass DMARC as any domain this server signs for. */
+	if (strcasecmp(dom, domain_of(a->sender)) != 0) {
+		log_event(LOG_WARN, "event=dkim qid=%s dkim=none reason=\"From: domain %s is not the sender's (%s)\"",
+			  a->qid, dom, domain_of(a->sender));
+		return;
+	}
+	for (i = 0; i < cf->ndkim_sign; i++) {
+		const struct dkim_sign_conf *d = &cf->dkim_sign[i];
+
+		if (strcasecmp(d->domain, dom) != 0)
+			continue;
+		keys[nk] = dkim_key_load((const uint8_t *)d->pem, d->pem_len, e, sizeof e);
+		if (keys[nk] == NULL) {
+			log_event(LOG_WARN, "event=dkim qid=%s dkim=none d=%s s=%s error=\"key: %s\"", a->qid,
+				  d->domain, d->selector, e);
+			continue;
+		}
+		reqs[nk] = (struct dkim_sign_req){ .key = keys[nk], .domain = d->domain,
+						   .selector = d->selector };
+		algs[nk] = dkim_alg_name(dkim_key_alg(keys[nk]));
+		nk++;
+	}
+	if (nk == 0) {
+		struct buf b;
+
+		buf_init(&b, 1024);
+		buf_printf(&b, "event=dkim qid=%s dkim=none reason=\"no dkim_sign key for the From domain\"",
+			   a->qid);
+		log_kv_escaped(&b, "domain", dom, strlen(dom));
+		log_buf(LOG_INFO, &b);
+		buf_free(&b);
+		return;
+	}
+	if ((s = dkim_sign_begin(reqs, nk, 0, e, sizeof e)) == NULL)
+		why = e[0] ? e : "cannot start";
+	else if (qfile_each_chunk(a->file.data, a->file.len, &a->env, sign_chunk, s) != 0)
+		why = "out of memory";
+	else if (dkim_sign_end(s, &a->dkim, e, sizeof e) < 0)
+		why = e;
+	dkim_sign_free(s);
+	for (i = 0; i < nk; i++)
+		dkim_key_free(keys[i]);
+	if (why != NULL) {
+		buf_reset(&a->dkim);
+		log_event(LOG_WARN, "event=dkim qid=%s dkim=none d=%s error=\"signing failed: %s\" hint=\"sent unsigned\"",
+			  a->qid, dom, why);
+		return;
+	}
+	for (i = 0; i < nk; i++)
+		log_event(LOG_INFO, "event=dkim qid=%s dkim=signed d=%s s=%s a=%s", a->qid, reqs[i].domain,
+			  reqs[i].selector, algs[i]);
+}
+
 static void phase1_work(uv_work_t *w)
 {
 	struct attempt *a = w->data;
@@ -331,6 +548,7 @@ static void phase1_work(uv_work_t *w)
 		else if (strcmp(a->out.sync_dir, dir) != 0)
 			dir_fsync(dir);
 	}
+	dkim_sign_message(a);
 }
 
 /* ---- phase 2: remote and LMTP (loop) ------------------------------------- */
@@ -401,6 +619,12 @@ static void job_init(struct attempt *a, struct remote_job *j, const char *dom, b
 	j->msg.auth_param = a->auth[0] ? a->auth : NULL;
 	j->msg.data = a->iov;
 	j->msg.ndata = a->niov;
+	if (!lmtp && a->siov != NULL) {
+		/* Another domain's MX, a transport or the smarthost: signed. */
+		j->msg.data = a->siov;
+		j->msg.ndata = a->niov + 1;
+		j->msg.size += a->dkim.len;
+	}
 	j->done = on_job_done;
 	j->arg = a;
 }
@@ -419,6 +643,13 @@ static void make_jobs(struct attempt *a)
 	    (a->sidx = calloc(npend, sizeof *a->sidx)) == NULL ||
 	    (a->jobs = calloc(npend, sizeof *a->jobs)) == NULL)
 		return;
+	if (a->dkim.len > 0 && (a->siov = malloc((a->niov + 1) * sizeof *a->siov)) != NULL) {
+		a->siov[0] = (struct iovec){ a->dkim.data, a->dkim.len };
+		memcpy(a->siov + 1, a->iov, a->niov * sizeof *a->iov);
+	} else if (a->dkim.len > 0) {
+		log_event(LOG_WARN, "event=dkim qid=%s dkim=none error=\"out of memory\" hint=\"sent unsigned\"",
+			  a->qid);
+	}
 	for (size_t i = 0; i < a->n; i++) {
 		const struct rstate *r = &a->rs[i];
 		const char *dom = r->local ? "" : domain_of(r->addr);
@@ -646,6 +877,8 @@ static void attempt_free(struct attempt *a)
 	}
 	free(a->rs);
 	free(a->iov);
+	free(a->siov);
+	buf_free(&a->dkim);
 	free(a->jobs);
 	free(a->srcpts);
 	free(a->sidx);
@@ -683,6 +916,7 @@ int attempt_start(const struct attempt_ctx *ctx, const char *qid, const struct a
 	a->arg = arg;
 	a->work.data = a;
 	buf_init(&a->file, SIZE_MAX);
+	buf_init(&a->dkim, SIZE_MAX);
 	if (uv_queue_work(ctx->loop, &a->work, phase1_work, phase1_done) != 0) {
 		buf_free(&a->file);
 		free(a);

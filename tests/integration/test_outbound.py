@@ -271,6 +271,18 @@ def test_kill9_during_deliveries_loses_nothing(ternd_factory, dns, mxs):
     time.sleep(0.5)
     t.kill9()
     t.killed = True
+    # every process of the old tree must be gone (it holds the data_dir lock)
+    import fcntl
+
+    def lock_free():
+        with open(t.data_dir / "ternd.pid", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
+    assert th.wait_until(lock_free, timeout=10)
     t2 = th.Ternd(t.base, t.config, name="restarted")
     ternd_factory.servers.append(t2)
     t2.killed = False

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "mailauth/dkim.h"
 
 #define ERRLEN 512
 #define DOCS "docs/ternd.conf.md"
@@ -963,6 +965,101 @@ static void test_docs_cover_knobs(void **state)
 	}
 }
 
+/* Write a fresh key's PEM (or text) to a temporary file of this mode. */
+static void write_key(char *path, size_t cap, const char *text, enum dkim_alg alg, mode_t mode)
+{
+	struct buf b;
+	struct dkim_key *k;
+	char e[256];
+	int fd;
+
+	snprintf(path, cap, "/tmp/test_conf_dkim_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	buf_init(&b, 1 << 20);
+	if (text != NULL) {
+		assert_int_equal(buf_append(&b, text, strlen(text)), 0);
+	} else {
+		k = dkim_key_generate(alg, alg == DKIM_ALG_RSA_SHA256 ? 1024 : 0, e, sizeof e);
+		assert_non_null(k);
+		assert_int_equal(dkim_key_pem(k, &b), 0);
+		dkim_key_free(k);
+	}
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	buf_free(&b);
+}
+
+static void test_dkim_sign(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "dkim_sign example.org s1\n",
+		  "ternd.conf:1: dkim_sign: missing value (usage: dkim_sign DOMAIN SELECTOR KEYFILE)" },
+		{ "dkim_sign example.org s1 /k extra\n", "ternd.conf:1: dkim_sign: " },
+		{ "dkim_sign exa_mple.org s1 /k\n",
+		  "ternd.conf:1: dkim_sign: 'exa_mple.org' is not a valid domain" },
+		{ "dkim_sign example.org s_1 /k\n", "ternd.conf:1: dkim_sign: selector 's_1' is not valid" },
+		{ "dkim_sign example.org s1 /k\ndkim_sign Example.ORG S1 /j\n",
+		  "ternd.conf:2: dkim_sign: selector 's1' of 'example.org' is given twice (first on line 1)" },
+	};
+	char text[4096], rsa[64], ed[64], open_[64], junk[64];
+	size_t i, n = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(load(bad[i].text), -1);
+		if (strncmp(err, bad[i].want, strlen(bad[i].want)) != 0)
+			fail_msg("for \"%s\": got \"%s\", want \"%s...\"", bad[i].text, err, bad[i].want);
+	}
+	for (i = 0; i <= CONF_MAX_DKIM; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n, "dkim_sign example.org s%zu /k\n", i);
+	assert_int_equal(load(text), -1);
+	assert_string_equal(err, "ternd.conf:17: dkim_sign: more than 16 keys");
+
+	write_key(rsa, sizeof rsa, NULL, DKIM_ALG_RSA_SHA256, 0600);
+	write_key(ed, sizeof ed, NULL, DKIM_ALG_ED25519_SHA256, 0400);
+	write_key(open_, sizeof open_, NULL, DKIM_ALG_ED25519_SHA256, 0644);
+	write_key(junk, sizeof junk, "not a key\n", DKIM_ALG_NONE, 0600);
+
+	/* Two keys of one domain: both kept, in order, with their text. */
+	snprintf(text, sizeof text, "dkim_sign Example.ORG RSA2024 %s\ndkim_sign example.org ed2024 %s\n",
+		 rsa, ed);
+	if (load_finish(text, false) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.ndkim_sign, 2);
+	assert_string_equal(c.dkim_sign[0].domain, "example.org");
+	assert_string_equal(c.dkim_sign[0].selector, "rsa2024");
+	assert_string_equal(c.dkim_sign[0].keyfile, rsa);
+	assert_int_equal(c.dkim_sign[0].line, 1);
+	assert_int_equal(c.dkim_sign[1].line, 2);
+	assert_true(c.dkim_sign[0].pem_len > 0 && c.dkim_sign[1].pem_len > 0);
+	assert_non_null(strstr(c.dkim_sign[0].pem, "-----BEGIN PRIVATE KEY-----"));
+	conf_free(&c);
+	assert_int_equal(c.dkim_sign[0].pem[0], '\0');
+
+	/* Readable by others, missing, not a key: refused, naming the file. */
+	snprintf(text, sizeof text, "dkim_sign example.org a %s\ndkim_sign example.org b %s\n", rsa, open_);
+	assert_int_equal(load_finish(text, false), -1);
+	n = (size_t)snprintf(text, sizeof text, "ternd.conf:2: dkim_sign: key file %s is readable by group or others (chmod 600 %s)",
+			     open_, open_);
+	assert_string_equal(err, text);
+	snprintf(text, sizeof text, "dkim_sign example.org a %s.missing\n", rsa);
+	assert_int_equal(load_finish(text, false), -1);
+	assert_non_null(strstr(err, "No such file or directory"));
+	assert_non_null(strstr(err, rsa));
+	snprintf(text, sizeof text, "dkim_sign example.org a %s\n", junk);
+	assert_int_equal(load_finish(text, false), -1);
+	assert_non_null(strstr(err, junk));
+	assert_int_equal(strncmp(err, "ternd.conf:1: dkim_sign: key file ", 34), 0);
+	unlink(rsa);
+	unlink(ed);
+	unlink(open_);
+	unlink(junk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -996,6 +1093,7 @@ int main(void)
 		cmocka_unit_test(test_knob_bounds),
 		cmocka_unit_test(test_print_knobs),
 		cmocka_unit_test(test_docs_cover_knobs),
+		cmocka_unit_test(test_dkim_sign),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

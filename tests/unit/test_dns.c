@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -1125,18 +1127,38 @@ static void fake_start(uv_loop_t *loop, struct fake *f)
 {
 	struct sockaddr_in any;
 
+	int ufd = -1, tfd = -1;
+
 	memset(f, 0, sizeof *f);
 	uv_ip4_addr("127.0.0.1", 0, &any);
 	uv_udp_init(loop, &f->udp);
 	uv_udp_init(loop, &f->hole);
 	uv_tcp_init(loop, &f->tcp);
 	f->udp.data = f->tcp.data = f;
-	assert_int_equal(uv_udp_bind(&f->udp, (struct sockaddr *)&any, 0), 0);
+	/* UDP and TCP on one port: a random UDP port may be taken for TCP by
+	 * another test running at the same time, so try until both bind. */
+	for (int tries = 0; tries < 50 && tfd < 0; tries++) {
+		struct sockaddr_in sin = any;
+		socklen_t sl = sizeof sin;
+
+		ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(ufd >= 0);
+		assert_int_equal(bind(ufd, (struct sockaddr *)&sin, sizeof sin), 0);
+		assert_int_equal(getsockname(ufd, (struct sockaddr *)&sin, &sl), 0);
+		tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(tfd >= 0);
+		if (bind(tfd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+			close(tfd);
+			close(ufd);
+			tfd = -1;
+		}
+	}
+	assert_true(tfd >= 0);
+	assert_int_equal(uv_udp_open(&f->udp, ufd), 0);
+	assert_int_equal(uv_tcp_open(&f->tcp, tfd), 0);
 	assert_int_equal(uv_udp_bind(&f->hole, (struct sockaddr *)&any, 0), 0);
 	f->port = bound_port((uv_handle_t *)&f->udp);
 	f->hole_port = bound_port((uv_handle_t *)&f->hole);
-	uv_ip4_addr("127.0.0.1", f->port, &any);	/* TCP on the same port */
-	assert_int_equal(uv_tcp_bind(&f->tcp, (struct sockaddr *)&any, 0), 0);
 	assert_int_equal(uv_listen((uv_stream_t *)&f->tcp, 8, fake_tcp_accept), 0);
 	assert_int_equal(uv_udp_recv_start(&f->udp, fake_alloc, fake_udp_recv), 0);
 }
