@@ -15,12 +15,12 @@
  *	holds 8-bit octets or long lines); with --attach, multipart/mixed with
  *	each file in base64 (RFC 2045, 2046, 2183).
  *
- *	-v: tern's SMTP client (deliver/smtp_client.h) keeps no transcript and
- *	smtp_client.c has no hook for one, so -v prints what its results say:
- *	each port tried and why it failed, the TLS facts, the extensions, the
- *	AUTH (the password never shown), and the server's replies to AUTH,
- *	refused RCPTs and the final dot. Lines "*" are facts, "->" what was
- *	sent, "<-" the server's replies.
+ *	-v: the whole dialogue, from the SMTP client's trace (smtp_client.h):
+ *	"->" each line sent, "<-" each line received, after TLS is removed;
+ *	the message as one line with its size. Credentials never show: an
+ *	AUTH line keeps its mechanism and the user, and every answer to a 334
+ *	challenge is masked. Lines "*" are facts: each port tried and why it
+ *	failed, the TLS version, cipher and certificate.
  *
  *	Exit status: 0 when every recipient was accepted (250 to the dot),
  *	1 otherwise (the reply on stderr), 2 for a usage error.
@@ -305,6 +305,7 @@ struct attempt {
 	enum outcome outcome;
 	char why[600];
 	bool closed;
+	bool challenged;	/* the last line received was a 334: the next sent is a secret */
 };
 
 static void vsay(const struct attempt *t, const char *fmt, ...)
@@ -322,12 +323,34 @@ static void vsay(const struct attempt *t, const char *fmt, ...)
 	fflush(stdout);
 }
 
+/* Replies are in the trace; what no server said is a fact of ours. */
 static void say_reply(const struct attempt *t, int code, const char *enh, const char *text)
 {
-	if (code != 0)
-		vsay(t, "<- %d%s%s %s\n", code, enh[0] ? " " : "", enh, text);
-	else
+	if (code == 0)
 		vsay(t, "*  (no reply: %s%s%s)\n", enh, enh[0] ? " " : "", text);
+}
+
+/* The client's trace (smtp_client.h), credentials masked. */
+static void on_trace(void *arg, char dir, const char *line, size_t len)
+{
+	struct attempt *t = arg;
+
+	if (dir == '<') {
+		t->challenged = len >= 3 && memcmp(line, "334", 3) == 0;
+		vsay(t, "<- %.*s\n", (int)len, line);
+		return;
+	}
+	if (len > 5 && strncasecmp(line, "AUTH ", 5) == 0) {
+		size_t mech = strcspn(line + 5, " ");
+
+		vsay(t, "-> AUTH %.*s ******** (user %s, password masked)\n", (int)mech, line + 5,
+		     t->a->user ? t->a->user : "?");
+	} else if (t->challenged) {
+		vsay(t, "-> ******** (masked)\n");
+	} else {
+		vsay(t, "-> %.*s\n", (int)len, line);
+	}
+	t->challenged = false;
 }
 
 static void say_facts(const struct attempt *t, const struct smtpc_result *r)
@@ -352,19 +375,10 @@ static void on_ready(struct smtpc *c, const struct smtpc_result *r, void *arg)
 	if (r->stage > SMTPC_STAGE_CONNECT || r->ok)
 		vsay(t, "*  connected to %s\n", r->peer);
 	say_facts(t, r);
-	if (r->ok && t->a->user != NULL) {
-		if (r->auth_mech[0]) {
-			vsay(t, "-> AUTH %s ******** (user %s, password masked)\n", r->auth_mech,
-			     t->a->user);
-			say_reply(t, r->code, r->enh, r->text);
-		} else {
-			vsay(t, "*  the server offers no AUTH: sending without logging in\n");
-		}
-	}
+	if (r->ok && t->a->user != NULL && r->auth_mech[0] == '\0')
+		vsay(t, "*  the server offers no AUTH: sending without logging in\n");
 	if (!r->ok) {
 		if (r->stage == SMTPC_STAGE_AUTH) {
-			if (r->code != 0)
-				vsay(t, "-> AUTH ******** (user %s, password masked)\n", t->a->user);
 			say_reply(t, r->code, r->enh, r->text);
 			snprintf(t->why, sizeof t->why, "login failed: %s (%d %s %s)",
 				 probe_auth_words(r->code, r->enh, r->text), r->code, r->enh,
@@ -384,11 +398,6 @@ static void on_ready(struct smtpc *c, const struct smtpc_result *r, void *arg)
 		smtpc_quit(c);
 		return;
 	}
-	vsay(t, "-> MAIL FROM:<%s>\n", t->msg->mail_from);
-	for (size_t i = 0; i < t->msg->nrcpts; i++)
-		vsay(t, "-> RCPT TO:<%s>\n", t->msg->rcpts[i].addr);
-	vsay(t, "-> DATA, then the message (%zu octets) and the final dot\n",
-	     t->msg->data[0].iov_len);
 	if (smtpc_send(c, t->msg) < 0) {
 		snprintf(t->why, sizeof t->why, "the SMTP client refused the message");
 		t->outcome = OUT_REFUSED;
@@ -428,7 +437,6 @@ static void on_done(struct smtpc *c, struct smtpc_msg *m, const struct smtpc_res
 				break;
 			}
 	}
-	vsay(t, "-> QUIT\n");
 	smtpc_quit(c);
 }
 
@@ -583,6 +591,10 @@ int cli_send(int argc, char **argv)
 		so.tls_ctx = ctx;
 		so.auth_user = a.user;
 		so.auth_pass = a.user != NULL ? password : NULL;
+		if (a.verbose) {
+			so.trace = on_trace;
+			so.trace_arg = &t;
+		}
 		uv_loop_init(&loop);
 		c = smtpc_connect(&loop, (struct sockaddr *)&ss, &so,
 				  &(struct smtpc_callbacks){ on_ready, on_done, on_closed }, &t,

@@ -77,6 +77,11 @@ struct smtpc {
 	enum smtpc_tls tls;
 	bool verify_implicit;
 	SSL_CTX *ctx;			/* a reference of our own */
+	void (*trace)(void *arg, char dir, const char *line, size_t len);
+	void *trace_arg;
+	bool in_body;			/* out holds message bytes: not traced */
+	char tline[SMTP_REPLY_LINE_MAX];	/* a received line being traced */
+	size_t tlen;
 	unsigned t_connect, t_greeting, t_helo, t_mail, t_rcpt, t_data, t_block, t_dot;
 
 	enum state state;
@@ -124,6 +129,7 @@ struct smtpc {
 
 static void on_timeout(uv_timer_t *t);
 static void flush(struct smtpc *c);
+static uint64_t data_size(const struct smtpc_msg *m);
 static void start_tls(struct smtpc *c, bool verify);
 
 const char *smtpc_stage_name(enum smtpc_stage s)
@@ -486,6 +492,55 @@ static int tls_encrypt(struct smtpc *c)
 	return tls_drain(c);
 }
 
+/* Lines of p (CR LF or LF ended) to the trace. Sent bytes are whole
+ * lines; a partial last line of received bytes waits in tline. */
+static void trace_bytes(struct smtpc *c, char dir, const uint8_t *p, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (dir == '>') {
+			size_t len = i > start && p[i - 1] == '\r' ? i - 1 - start : i - start;
+
+			c->trace(c->trace_arg, dir, (const char *)p + start, len);
+		} else {
+			size_t take = i - start < sizeof c->tline - c->tlen ? i - start : sizeof c->tline - c->tlen;
+			size_t len;
+
+			memcpy(c->tline + c->tlen, p + start, take);
+			c->tlen += take;
+			len = c->tlen > 0 && c->tline[c->tlen - 1] == '\r' ? c->tlen - 1 : c->tlen;
+			c->trace(c->trace_arg, dir, c->tline, len);
+			c->tlen = 0;
+		}
+		start = i + 1;
+	}
+	if (dir == '<' && start < n) {
+		size_t take = n - start < sizeof c->tline - c->tlen ? n - start : sizeof c->tline - c->tlen;
+
+		memcpy(c->tline + c->tlen, p + start, take);
+		c->tlen += take;
+	}
+}
+
+/* What out holds is about to leave: the trace sees it once. */
+static void trace_out(struct smtpc *c)
+{
+	if (c->trace == NULL || c->out.len == 0)
+		return;
+	if (c->in_body) {
+		/* The message and its end went in this buffer; commands next. */
+		if (c->state != ST_BODY) {
+			c->trace(c->trace_arg, '>', ".", 1);
+			c->in_body = false;
+		}
+		return;
+	}
+	trace_bytes(c, '>', c->out.data, c->out.len);
+}
+
 static void flush(struct smtpc *c)
 {
 	struct buf *wire = &c->out;
@@ -500,6 +555,8 @@ static void flush(struct smtpc *c)
 		return;
 	}
 	if (c->ssl != NULL) {
+		if (!c->handshaking)
+			trace_out(c);
 		if ((c->handshaking ? tls_drain(c) : tls_encrypt(c)) < 0) {
 			fail_at(c, stage_of(c->state), "4.7.5", true, "TLS write failed: %s",
 				ossl_why());
@@ -510,6 +567,8 @@ static void flush(struct smtpc *c)
 	}
 	if (c->writing || wire->len == 0)
 		return;
+	if (c->ssl == NULL)
+		trace_out(c);
 	tmp = c->wbuf;
 	c->wbuf = *wire;
 	*wire = tmp;
@@ -572,6 +631,15 @@ static void pump(struct smtpc *c)
 {
 	struct smtpc_msg *m = c->tx.m;
 
+	if (c->trace != NULL && !c->in_body && c->tx.iov == 0 && c->tx.off == 0) {
+		char line[64];
+		int n = snprintf(line, sizeof line, "[message: %llu octets]",
+				 (unsigned long long)data_size(m));
+
+		trace_out(c);	/* the commands before it, if still here */
+		c->trace(c->trace_arg, '>', line, (size_t)n);
+		c->in_body = true;
+	}
 	while (c->out.len < BODY_CHUNK && c->tx.iov < m->ndata && !c->out_err) {
 		const struct iovec *v = &m->data[c->tx.iov];
 		size_t n = v->iov_len - c->tx.off;
@@ -1176,6 +1244,8 @@ static void input(struct smtpc *c, const uint8_t *p, size_t n)
 	while (n > 0 && c->io_open && c->ssl == ssl) {
 		size_t used = smtp_reply_feed(&c->rp, p, n);
 
+		if (c->trace != NULL)
+			trace_bytes(c, '<', p, used);
 		p += used;
 		n -= used;
 		if (c->rp.status == SMTP_REPLY_ERROR) {
@@ -1372,6 +1442,8 @@ struct smtpc *smtpc_connect(uv_loop_t *loop, const struct sockaddr *addr,
 	c->cb = *cb;
 	c->arg = arg;
 	c->lmtp = o->lmtp;
+	c->trace = o->trace;
+	c->trace_arg = o->trace_arg;
 	c->tls = o->tls;
 	c->verify_implicit = o->tls_verify_implicit;
 	if (o->tls != SMTPC_TLS_NONE) {

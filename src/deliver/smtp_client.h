@@ -219,6 +219,13 @@ struct smtpc_opts {
 	unsigned data_timeout_ms;	/* [2 min] the reply to DATA */
 	unsigned block_timeout_ms;	/* [3 min] each write of the message */
 	unsigned dot_timeout_ms;	/* [10 min] the reply(s) to the final dot */
+	/* A copy of the dialogue (tern send -v): each command line sent
+	 * (dir '>') and each reply line received ('<'), without CR LF, after
+	 * TLS is removed; the message itself is one line "[message: N octets]"
+	 * and its end ".". AUTH lines hold credentials: the caller masks them.
+	 * NULL: no copy. */
+	void (*trace)(void *arg, char dir, const char *line, size_t len);
+	void *trace_arg;
 };
 
 struct smtpc_rcpt {
