@@ -253,7 +253,7 @@ def test_log_lines_are_logfmt(ternd_factory):
     with SMTPClient(t.port) as c:
         c.ehlo()
         c.send_message("s@client.example", ["logfmt@localhost"], th.message("log"))
-    th.wait_mail(t.data_dir, "localhost", "logfmt")
+    assert th.wait_mail(t.data_dir, "localhost", "logfmt")
     time.sleep(0.3)
     lines = [ln for ln in t.log().splitlines() if ln.strip()]
     assert lines, "ternd logged nothing"

@@ -123,7 +123,7 @@ def ports_args(srv, sub="starttls", subs="implicit"):
 def test_good_server_json_login_and_message(good):
     rc, out, err, secs = doctor("127.0.0.1", *ports_args(good), "--tls-name", HOST,
                                 "--ca", good.cert, "--user", ALICE, "--password-file", good.pw,
-                                "--from", ALICE, "--to", BOB, "--timeout", 2, "--json")
+                                "--from", ALICE, "--to", BOB, "--timeout", 4, "--json")
     assert rc == 0, (out, err)
     j = json.loads(out)
     check_schema(j)
@@ -144,12 +144,12 @@ def test_good_server_json_login_and_message(good):
     assert j["test_message"]["ok"] and j["test_message"]["queue_id"]
     assert j["verdict"]["port"] == good.port_for("submission")
     assert j["verdict"]["tls_mode"] == "starttls"
-    th.wait_mail(good.data_dir, "example.test", "bob", count=1, timeout=10)
+    assert th.wait_mail(good.data_dir, "example.test", "bob", count=1, timeout=10)
 
 
 def test_good_server_text_report_and_settings(good):
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(good), "--tls-name", HOST,
-                             "--ca", good.cert, "--timeout", 2)
+                             "--ca", good.cert, "--timeout", 4)
     assert rc == 0, (out, err)
     assert "plaintext SMTP, STARTTLS offered" in out
     assert "TLS on connect (implicit TLS / SSL)" in out
@@ -165,7 +165,7 @@ def test_closed_and_filtered_ports():
     closed = refused_port("127.0.0.1")
     with SilentPort("127.0.0.1") as silent:
         rc, out, err, secs = doctor("127.0.0.1", "--port", f"{closed}:starttls",
-                                    "--port", f"{silent.port}:starttls", "--timeout", 2)
+                                    "--port", f"{silent.port}:starttls", "--timeout", 4)
         assert silent.connections >= 1
     assert rc == 1, (out, err)
     assert f"port {closed} (your client: STARTTLS): refused" in out
@@ -180,7 +180,7 @@ def test_closed_and_filtered_json():
     closed = refused_port("127.0.0.1")
     with SilentPort("127.0.0.1") as silent:
         rc, out, err, _ = doctor("127.0.0.1", "--port", str(closed), "--port",
-                                 str(silent.port), "--timeout", 2, "--json")
+                                 str(silent.port), "--timeout", 4, "--json")
     assert rc == 1
     j = json.loads(out)
     check_schema(j)
@@ -191,7 +191,7 @@ def test_closed_and_filtered_json():
 
 def test_tls_mode_mismatches_named(good):
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(good, sub="implicit", subs="starttls"),
-                             "--tls-name", HOST, "--ca", good.cert, "--timeout", 2)
+                             "--tls-name", HOST, "--ca", good.cert, "--timeout", 4)
     subs, sub = good.port_for("submissions"), good.port_for("submission")
     assert (f"MISMATCH: port {subs} expects TLS from the first byte: configure implicit "
             "TLS / SSL, not STARTTLS") in out
@@ -204,7 +204,7 @@ def test_tls_mode_mismatches_named(good):
 def test_wrong_password_diagnosed(good):
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(good), "--tls-name", HOST,
                              "--ca", good.cert, "--user", ALICE, "--password-file", good.bad,
-                             "--timeout", 2, "--json")
+                             "--timeout", 4, "--json")
     assert rc == 1, (out, err)
     j = json.loads(out)
     check_schema(j)
@@ -213,7 +213,7 @@ def test_wrong_password_diagnosed(good):
     assert "Wr0ng-Passw0rd-zq" not in out + err
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(good), "--tls-name", HOST,
                              "--ca", good.cert, "--user", ALICE, "--password-file", good.bad,
-                             "--timeout", 2)
+                             "--timeout", 4)
     assert rc == 1
     assert "login as alice@localhost on port" in out and "FAILED: wrong credentials" in out
 
@@ -221,7 +221,7 @@ def test_wrong_password_diagnosed(good):
 def test_certificate_for_another_name(ternd_factory):
     srv = start(ternd_factory, "doctor-other", lambda d: th.make_cert(d, "other.example", days=30))
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(srv), "--tls-name", HOST,
-                             "--ca", srv.cert, "--timeout", 2)
+                             "--ca", srv.cert, "--timeout", 4)
     assert rc == 1, (out, err)
     assert f"name matches {HOST}: NO" in out
     assert "hostname mismatch" in out
@@ -230,7 +230,7 @@ def test_certificate_for_another_name(ternd_factory):
 def test_expired_certificate(ternd_factory):
     srv = start(ternd_factory, "doctor-expired", expired_cert)
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(srv), "--tls-name", HOST,
-                             "--ca", srv.cert, "--timeout", 2, "--json")
+                             "--ca", srv.cert, "--timeout", 4, "--json")
     assert rc == 1, (out, err)
     j = json.loads(out)
     check_schema(j)
@@ -239,7 +239,7 @@ def test_expired_certificate(ternd_factory):
         assert p["tls"]["certificate"]["days_left"] < 0
         assert "certificate has expired" in p["why_not"]
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(srv), "--tls-name", HOST,
-                             "--ca", srv.cert, "--timeout", 2)
+                             "--ca", srv.cert, "--timeout", 4)
     assert rc == 1 and "EXPIRED 1 days ago" in out
 
 
@@ -247,10 +247,10 @@ def test_auth_over_plaintext_flagged():
     with FakeMX(host="127.0.0.1", port=0, starttls=True, auth={"u@x.test": "pw"},
                 auth_plaintext=True) as mx:
         rc, out, err, _ = doctor("127.0.0.1", "--port", f"{mx.port}:starttls",
-                                 "--timeout", 2)
+                                 "--timeout", 4)
         assert "RISK: AUTH (PLAIN LOGIN) offered before TLS" in out
         rc, out, err, _ = doctor("127.0.0.1", "--port", f"{mx.port}:starttls",
-                                 "--timeout", 2, "--json")
+                                 "--timeout", 4, "--json")
     j = json.loads(out)
     check_schema(j)
     assert j["ports"][0]["auth_plaintext_risk"] is True
@@ -273,7 +273,7 @@ def test_open_relay_found(good):
     with FakeMX(host="127.0.0.1", port=0) as mx:
         rc, out, err, secs = doctor("127.0.0.1", *ports_args(good), "--port", f"{mx.port}:may",
                                     "--tls-name", HOST, "--ca", good.cert,
-                                    "--checks", "relay", "--timeout", 2)
+                                    "--checks", "relay", "--timeout", 4)
         transcript = [line for t in mx.transcripts for line in t]
         assert mx.messages == []
     assert rc == 1, (out, err)
@@ -292,7 +292,7 @@ def test_open_relay_json_and_relay_to():
     with FakeMX(host="127.0.0.1", port=0) as mx:
         rc, out, err, _ = doctor("127.0.0.1", "--port", f"{mx.port}:may", "--checks", "relay",
                                  "--relay-to", "victim@relay-target.example",
-                                 "--timeout", 2, "--json")
+                                 "--timeout", 4, "--json")
     assert rc == 1, (out, err)
     j = json.loads(out)
     check_schema(j)
@@ -306,7 +306,7 @@ def test_open_relay_json_and_relay_to():
 def test_relay_refused_by_ternd(good):
     rc, out, err, _ = doctor("127.0.0.1", *ports_args(good), "--port",
                              f"{good.port_for('mx')}:may", "--tls-name", HOST,
-                             "--ca", good.cert, "--checks", "relay", "--timeout", 2, "--json")
+                             "--ca", good.cert, "--checks", "relay", "--timeout", 4, "--json")
     assert rc == 0, (out, err)
     j = json.loads(out)
     check_schema(j)
@@ -414,7 +414,7 @@ def test_smuggling_exposed():
     with BareLFServer() as srv:
         rc, out, err, secs = doctor("127.0.0.1", "--port", f"{srv.port}:may",
                                     "--from", "doctor@example.org", "--to", "me@vulnerable.example",
-                                    "--checks", "smuggling", "--timeout", 2)
+                                    "--checks", "smuggling", "--timeout", 4)
     assert rc == 1, (out, err)
     assert ("SMTP smuggling check: EXPOSED to SMTP smuggling: the server took a bare LF dot "
             "(LF . LF) as the end of DATA") in out
@@ -434,7 +434,7 @@ def test_smuggling_not_exposed_ternd(ternd_factory):
     rc, out, err, secs = doctor("127.0.0.1", *ports_args(srv), "--port",
                                 f"{srv.port_for('mx')}:may", "--tls-name", HOST,
                                 "--ca", srv.cert, "--from", "doctor@example.org", "--to", BOB,
-                                "--checks", "relay,smuggling", "--timeout", 2)
+                                "--checks", "relay,smuggling", "--timeout", 4)
     assert rc == 0, (out, err)
     mx = srv.port_for("mx")
     section = out.split(f"port {mx} ")[1]
@@ -453,7 +453,7 @@ def test_smuggling_not_exposed_ternd(ternd_factory):
 def test_smuggling_needs_to():
     with BareLFServer() as srv:
         rc, out, err, _ = doctor("127.0.0.1", "--port", f"{srv.port}:may",
-                                 "--checks", "smuggling", "--timeout", 2)
+                                 "--checks", "smuggling", "--timeout", 4)
         assert srv.received == [] or all(b"DATA" not in w for w in srv.received)
     assert "SMTP smuggling check: not tested: needs --from/--to" in out
     assert rc == 1      # no working submission port, nothing exposed found
@@ -481,7 +481,7 @@ def test_tls10_only_listener_flagged(tmp_path):
                                f"{proc.stderr.read().decode(errors='replace')[-300:]}")
                 continue
             rc, out, err, secs = doctor("127.0.0.1", "--port", f"{port}:implicit",
-                                        "--tls-name", HOST, "--ca", cert, "--timeout", 2)
+                                        "--tls-name", HOST, "--ca", cert, "--timeout", 4)
             version = "TLSv1" if flag == "-tls1" else "TLSv1.1"
             if f"OLD TLS ONLY: the server accepts only an old TLS version ({version};" not in out:
                 reasons.append(f"{flag}: not negotiated here:\n{out}\n{err}")
@@ -495,7 +495,7 @@ def test_tls10_only_listener_flagged(tmp_path):
             assert "filtered" not in out
             assert secs < 15
             rc, out, err, _ = doctor("127.0.0.1", "--port", f"{port}:implicit", "--tls-name",
-                                     HOST, "--ca", cert, "--timeout", 2, "--json")
+                                     HOST, "--ca", cert, "--timeout", 4, "--json")
             j = json.loads(out)
             check_schema(j)
             (p,) = j["ports"]
@@ -535,7 +535,7 @@ def test_locked_account_diagnosed(ternd_factory):
                               auth_max_failures=1, auth_failure_window="10m",
                               auth_lockout="10m", auth_failure_delay=0)
     args = ["127.0.0.1", "--port", f"{srv.port_for('submission')}:starttls",
-            "--tls-name", HOST, "--ca", cert, "--user", ALICE, "--timeout", 2]
+            "--tls-name", HOST, "--ca", cert, "--user", ALICE, "--timeout", 4]
     rc, out, err, _ = doctor(*args, "--password-file", bad)
     assert rc == 1, (out, err)
     rc, out, err, _ = doctor(*args, "--password-file", pw, "--json")

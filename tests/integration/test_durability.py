@@ -65,7 +65,7 @@ def delivered_ids(data_dir, user, domain="localhost"):
 
 def check_all_delivered_once(data_dir, tag, qids, timeout=30):
     user = f"dur{tag}"
-    th.wait_until(lambda: len(th.maildir_new(data_dir, "localhost", user)) >= N, timeout)
+    assert th.wait_until(lambda: len(th.maildir_new(data_dir, "localhost", user)) >= N, timeout)
     xs = [n for n in range(N) if n % 10 == 0]
     th.wait_until(lambda: len(th.maildir_new(data_dir, "example.test", user + "x")) >= len(xs),
                   timeout)

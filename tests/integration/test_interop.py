@@ -415,7 +415,7 @@ def test_ternd_delivers_to_postfix(ternd, postfix, mode):
         assert tls.group(1) == "plaintext", line
         assert pf_recv.group(2) == b"ESMTP", head
         assert b"(using TLS" not in pf_recv.group(1), head
-    th.wait_queue_empty(ternd.data_dir)
+    assert th.wait_queue_empty(ternd.data_dir)
 
 
 # ----------------------------------------------------------------------------
@@ -529,7 +529,7 @@ def test_postfix_refusal_bounces_with_postfix_words(ternd, postfix):
     assert r["remote_mta"] == "mx1.pf-strict.example", r
     assert r["diagnostic"].startswith("550 5.1.1 <nobody@pf-strict.example>: Recipient address "
                                       "rejected: User unknown in virtual mailbox table"), r
-    th.wait_queue_empty(ternd.data_dir)
+    assert th.wait_queue_empty(ternd.data_dir)
 
 
 def test_ternd_refusal_bounced_by_postfix_with_ternd_words(ternd, postfix):

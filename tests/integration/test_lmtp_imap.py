@@ -384,7 +384,7 @@ def test_smtp_in_lmtp_to_dovecot_imap_out(ternd_unix, dovecot):
     assert "detail=\"250 2.0.0" in line and "Saved" in line, line
     assert f"from={SENDER}" in line or f'from="{SENDER}"' in line, line
     assert "saved mail to INBOX" in dovecot.log()
-    th.wait_queue_empty(ternd_unix.data_dir)
+    assert th.wait_queue_empty(ternd_unix.data_dir)
     # nothing went to ternd's own Maildir
     assert not th.all_mail_files(ternd_unix.data_dir)
     assert time.monotonic() - t0 < 20
@@ -419,7 +419,7 @@ def test_per_recipient_result_alice_delivered_bob_bounced(ternd_unix, dovecot, d
     # a bounce of a bounce is never made (null sender)
     time.sleep(0.5)
     assert not [ln for ln in th.log_events(ternd_unix.log(), "dsn") if f" qid={dsn_qid} " in ln]
-    th.wait_queue_empty(ternd_unix.data_dir)
+    assert th.wait_queue_empty(ternd_unix.data_dir)
     found = wait_imap(dovecot, b"Subject: lmtp split alice bob\r\n")
     assert len(found) == 1 and found[0].endswith(msg), found
 
@@ -452,7 +452,7 @@ def test_bounce_to_local_sender_goes_over_lmtp_too(ternd_unix, dovecot):
     assert "User doesn't exist" in r["diagnostic"], r
     # and alice's own copy of the original arrived once
     assert len(wait_imap(dovecot, b"Subject: lmtp local bounce\r\n")) >= 1
-    th.wait_queue_empty(ternd_unix.data_dir)
+    assert th.wait_queue_empty(ternd_unix.data_dir)
 
 
 def test_tempfail_after_data_retries_only_that_recipient(ternd_unix, dovecot):
@@ -479,7 +479,7 @@ def test_tempfail_after_data_retries_only_that_recipient(ternd_unix, dovecot):
         # old limit from the maildirsize file)
         dovecot.write_passwd({CAROL: "userdb_quota_rule=*:storage=100M"})
     wait_delivery(ternd_unix, qid=qid, to=CAROL, status="sent")
-    th.wait_queue_empty(ternd_unix.data_dir)
+    assert th.wait_queue_empty(ternd_unix.data_dir)
     lines = deliveries(ternd_unix, qid=qid, to=ALICE)
     assert len(lines) == 1, lines                   # alice: one attempt, one success
     assert len(wait_imap(dovecot, b"Subject: lmtp quota tempfail\r\n")) == 1
@@ -511,7 +511,7 @@ def test_replies_after_dot_follow_the_accepted_recipients(ternd_unix, dovecot):
     assert len(got) == 1 and got[0].endswith(msg)
     got = wait_imap(dovecot, b"Subject: lmtp order big\r\n", user=CAROL, password=CAROL_PW)
     assert len(got) == 1 and got[0].endswith(msg)
-    th.wait_queue_empty(ternd_unix.data_dir)
+    assert th.wait_queue_empty(ternd_unix.data_dir)
 
 
 def test_smtputf8_flag_on_an_ascii_message_is_delivered(ternd_unix, dovecot):
@@ -567,7 +567,7 @@ def test_lmtp_over_tcp(module_factory, dns, dovecot):
     assert f"[127.0.0.1]:{dovecot.lmtp_port}" in line, line
     found = wait_imap(dovecot, b"Subject: lmtp tcp imap\r\n")
     assert len(found) == 1 and found[0].endswith(msg), found
-    th.wait_queue_empty(t.data_dir)
+    assert th.wait_queue_empty(t.data_dir)
 
 
 def test_dovecot_down_defers_then_delivers(ternd_factory, dns, dc_base):
