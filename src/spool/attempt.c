@@ -629,6 +629,21 @@ static void job_init(struct attempt *a, struct remote_job *j, const char *dom, b
 	j->arg = a;
 }
 
+/* Where a recipient goes: its domain, or "" for every local one (LMTP). */
+static const char *destination(const struct rstate *r)
+{
+	return r->local ? "" : domain_of(r->addr);
+}
+
+static int by_destination(const void *x, const void *y, void *arg)
+{
+	const struct rstate *rs = arg;
+	size_t i = *(const size_t *)x, k = *(const size_t *)y;
+	int c = strcasecmp(destination(&rs[i]), destination(&rs[k]));
+
+	return c != 0 ? c : (i > k) - (i < k);
+}
+
 /* Recipients of one domain (or every LMTP one) into one job, each job's
  * recipients one block of srcpts (RFC 5321 3.3: one transaction for all
  * the recipients a host takes). */
@@ -650,33 +665,26 @@ static void make_jobs(struct attempt *a)
 		log_event(LOG_WARN, "event=dkim qid=%s dkim=none error=\"out of memory\" hint=\"sent unsigned\"",
 			  a->qid);
 	}
-	for (size_t i = 0; i < a->n; i++) {
-		const struct rstate *r = &a->rs[i];
-		const char *dom = r->local ? "" : domain_of(r->addr);
-		bool known = false;
-
-		if (r->st != R_PENDING)
-			continue;
-		for (size_t q = 0; q < a->njobs && !known; q++)
-			known = strcasecmp(a->jobs[q].domain, dom) == 0;
-		if (!known)
-			job_init(a, &a->jobs[a->njobs++], dom, r->local);
-	}
-	for (size_t q = 0; q < a->njobs; q++) {
-		struct remote_job *j = &a->jobs[q];
-
-		j->msg.rcpts = &a->srcpts[k];
-		for (size_t i = 0; i < a->n; i++) {
-			const struct rstate *r = &a->rs[i];
-
-			if (r->st != R_PENDING || strcasecmp(r->local ? "" : domain_of(r->addr), j->domain) != 0)
-				continue;
-			a->srcpts[k].addr = r->addr;
-			a->srcpts[k].notify = a->env.rcpts[i].notify;
-			a->srcpts[k].orcpt = r->orcpt;
+	/* Sorted by destination (RCPT order kept within one): one pass makes
+	 * the jobs, whatever the number of recipients and domains. */
+	for (size_t i = 0; i < a->n; i++)
+		if (a->rs[i].st == R_PENDING)
 			a->sidx[k++] = i;
-			j->msg.nrcpts++;
+	qsort_r(a->sidx, npend, sizeof *a->sidx, by_destination, a->rs);
+	for (k = 0; k < npend; k++) {
+		size_t i = a->sidx[k];
+		const struct rstate *r = &a->rs[i];
+		struct remote_job *j = a->njobs > 0 ? &a->jobs[a->njobs - 1] : NULL;
+
+		if (j == NULL || strcasecmp(j->domain, destination(r)) != 0) {
+			j = &a->jobs[a->njobs++];
+			job_init(a, j, destination(r), r->local);
+			j->msg.rcpts = &a->srcpts[k];
 		}
+		a->srcpts[k].addr = r->addr;
+		a->srcpts[k].notify = a->env.rcpts[i].notify;
+		a->srcpts[k].orcpt = r->orcpt;
+		j->msg.nrcpts++;
 	}
 }
 
