@@ -267,56 +267,30 @@ static bool parse_uint(struct slice v, size_t maxdigits, bool saturate, uint64_t
 	return true;
 }
 
-/* An LDH domain (RFC 5321 sub-domain *("." sub-domain)), copied in lower case. */
-static bool domain_ok(struct slice v, char *out, size_t cap)
+/*
+ * Dot-separated labels of 1..63 octets, 253 at most, copied in lower case:
+ * an LDH domain (RFC 5321 sub-domain, no '-' at either end of a label),
+ * or with selector a DKIM selector, lenient about '_' and '-' placement
+ * as deployed selectors are. Nothing of a bad value is ever reported.
+ */
+static bool labels_ok(struct slice v, char *out, size_t cap, bool selector)
 {
 	char tmp[254];
 	size_t label = 0;
 
-	out[0] = '\0';	/* nothing of a bad value is ever reported */
-
+	out[0] = '\0';
 	if (v.len == 0 || v.len > 253 || v.len >= cap || v.len >= sizeof tmp)
 		return false;
 	for (size_t i = 0; i < v.len; i++) {
 		uint8_t c = v.p[i];
+		bool edge_dash = !selector && c == '-' && (label == 0 || i + 1 == v.len);
+
 		if (c == '.') {
-			if (label == 0 || v.p[i - 1] == '-')
+			if (label == 0 || (!selector && v.p[i - 1] == '-'))
 				return false;
 			label = 0;
-		} else if (is_alpha(c) || is_digit(c) || c == '-') {
-			if (c == '-' && label == 0)
-				return false;
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-		tmp[i] = (char)lower(c);
-	}
-	if (label == 0 || v.p[v.len - 1] == '-')
-		return false;
-	memcpy(out, tmp, v.len);
-	out[v.len] = '\0';
-	return true;
-}
-
-/* A selector: dot-separated labels of letters, digits, '-', '_' (lenient about '_'). */
-static bool selector_ok(struct slice v, char *out, size_t cap)
-{
-	char tmp[254];
-	size_t label = 0;
-
-	out[0] = '\0';	/* nothing of a bad value is ever reported */
-
-	if (v.len == 0 || v.len > 253 || v.len >= cap || v.len >= sizeof tmp)
-		return false;
-	for (size_t i = 0; i < v.len; i++) {
-		uint8_t c = v.p[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if (is_alpha(c) || is_digit(c) || c == '-' || c == '_') {
+		} else if ((is_alpha(c) || is_digit(c) || c == '-' || (selector && c == '_')) &&
+			   !edge_dash) {
 			if (++label > 63)
 				return false;
 		} else {
@@ -329,6 +303,16 @@ static bool selector_ok(struct slice v, char *out, size_t cap)
 	memcpy(out, tmp, v.len);
 	out[v.len] = '\0';
 	return true;
+}
+
+static bool domain_ok(struct slice v, char *out, size_t cap)
+{
+	return labels_ok(v, out, cap, false);
+}
+
+static bool selector_ok(struct slice v, char *out, size_t cap)
+{
+	return labels_ok(v, out, cap, true);
 }
 
 /* dom is sub or below it (both lower case). */

@@ -155,26 +155,26 @@ static bool field_ok(const char *s, size_t max, bool utf8)
 	return !utf8 || utf8_valid((const uint8_t *)s, n);
 }
 
-static bool host_ok(const char *s)
+/* A bounded field of letters, digits and the octets in extra only. */
+static bool token_ok(const char *s, size_t max, const char *extra)
 {
-	if (!field_ok(s, DSN_HOST_MAX, false))
+	if (!field_ok(s, max, false))
 		return false;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr(".-_:[]", *s) != NULL))
+		      (*s >= '0' && *s <= '9') || strchr(extra, *s) != NULL))
 			return false;
 	return true;
 }
 
+static bool host_ok(const char *s)
+{
+	return token_ok(s, DSN_HOST_MAX, ".-_:[]");
+}
+
 static bool qid_ok(const char *s)
 {
-	if (!field_ok(s, QID_MAX, false))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._-", *s) != NULL))
-			return false;
-	return true;
+	return token_ok(s, QID_MAX, "._-");
 }
 
 static bool bchar(char c)
