@@ -1,6 +1,6 @@
 /*
  * fuzz_dns.c - libFuzzer target for dns/dns_parse.c: the input is one DNS
- * response, given to the MX, TXT, A and AAAA parsers in turn.
+ * response, given to the MX, TXT, A, AAAA and PTR parsers in turn.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,12 +26,21 @@ static void check_error(enum dns_status st, const char *error, size_t n, int rc)
 	CHECK(n <= DNS_MAX_RECORDS);
 }
 
+/* A TTL is 31 bits (RFC 2181 8); only an answer that may be cached has one. */
+static void check_ttl(enum dns_status st, uint32_t ttl)
+{
+	CHECK(ttl <= 0x7FFFFFFFu);
+	if (st != DNS_OK && st != DNS_NXDOMAIN && st != DNS_NODATA)
+		CHECK(ttl == 0);
+}
+
 static void check_mx(const uint8_t *data, size_t size)
 {
 	struct dns_mx_result r;
 	int rc = dns_parse_mx(data, size, &r);
 
 	check_error(r.status, r.error, r.n, rc);
+	check_ttl(r.status, r.ttl);
 	if (r.null_mx)
 		CHECK(r.status == DNS_OK && r.n == 0);
 	if (r.status == DNS_OK)
@@ -59,6 +68,7 @@ static void check_txt(const uint8_t *data, size_t size)
 	int rc = dns_parse_txt(data, size, &r);
 
 	check_error(r.status, r.error, r.n, rc);
+	check_ttl(r.status, r.ttl);
 	for (size_t i = 0; i < r.n; i++) {
 		CHECK(r.txt[i].len < size);
 		CHECK(r.txt[i].text[r.txt[i].len] == '\0');
@@ -72,9 +82,35 @@ static void check_addr(const uint8_t *data, size_t size, int family)
 	int rc = dns_parse_addr(data, size, family, &r);
 
 	check_error(r.status, r.error, r.n, rc);
+	check_ttl(r.status, r.ttl);
 	for (size_t i = 0; i < r.n; i++)
 		CHECK(r.addr[i].ss_family == family);
 	dns_addr_result_free(&r);
+}
+
+static void check_ptr(const uint8_t *data, size_t size)
+{
+	struct dns_ptr_result r;
+	int rc = dns_parse_ptr(data, size, &r);
+
+	check_error(r.status, r.error, r.n, rc);
+	check_ttl(r.status, r.ttl);
+	if (r.n > 0)
+		CHECK(r.status == DNS_OK && r.names != NULL);
+	for (size_t i = 0; i < r.n; i++) {
+		size_t len = strlen(r.names[i]);
+
+		/* what dns_addr_loose would take, so SPF can look each one up */
+		CHECK(len > 0 && len <= DNS_NAME_MAX);
+		CHECK(dns_name_loose_valid(r.names[i]));
+		CHECK(r.names[i][len - 1] != '.');
+		for (size_t k = 0; k < len; k++)
+			CHECK(r.names[i][k] < 'A' || r.names[i][k] > 'Z');
+		for (size_t k = 0; k < i; k++)
+			CHECK(strcmp(r.names[k], r.names[i]) != 0);
+	}
+	dns_ptr_result_free(&r);
+	CHECK(r.names == NULL && r.n == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -83,5 +119,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_txt(data, size);
 	check_addr(data, size, AF_INET);
 	check_addr(data, size, AF_INET6);
+	check_ptr(data, size);
 	return 0;
 }

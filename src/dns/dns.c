@@ -1,4 +1,7 @@
-/* dns.c - c-ares on the libuv loop: a poll per socket, one timer, callbacks from an idle handle; see dns.h. */
+/*
+ * dns.c - c-ares on the libuv loop: a poll per socket, one timer, callbacks
+ * from an idle handle, and a TTL cache of raw answers; see dns.h.
+ */
 #include "dns.h"
 
 #include <ares.h>
@@ -7,13 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { Q_MX, Q_ADDR, Q_TXT };
-enum { T_A = 1, T_MX = 15, T_TXT = 16, T_AAAA = 28, C_IN = 1 };
+enum { Q_MX, Q_ADDR, Q_TXT, Q_PTR };
+enum { T_A = 1, T_PTR = 12, T_MX = 15, T_TXT = 16, T_AAAA = 28, C_IN = 1 };
 
 #define EDNS_PAYLOAD 1232	/* DNS flag day 2020: no IP fragmentation */
 #define SERVERS_MAX 8
 #define TIMEOUT_MS_MAX 600000
 #define TRIES_MAX 16
+#define CACHE_BUCKETS 8192	/* a power of two, twice DNS_CACHE_MAX */
+#define CACHE_SWEEP_MS 60000	/* expired entries are swept at most this often */
+#define KEY_MAX (DNS_NAME_MAX + 1)
 
 /* A socket c-ares asked us to watch; poll.data points here. */
 struct dns_sock {
@@ -34,6 +40,7 @@ struct dns_sub {
 		struct dns_mx_result mx;
 		struct dns_addr_result addr;
 		struct dns_txt_result txt;
+		struct dns_ptr_result ptr;
 	} r;
 };
 
@@ -45,12 +52,37 @@ struct dns_query {
 		dns_mx_cb mx;
 		dns_addr_cb addr;
 		dns_txt_cb txt;
+		dns_ptr_cb ptr;
 	} cb;
 	void *arg;
 	unsigned nsub;
 	unsigned pending;	/* subs still waiting for c-ares */
 	struct dns_sub sub[2];
 	char name[DNS_NAME_MAX + 2];
+	char key[KEY_MAX];	/* name lower-cased without the trailing dot: the cache's */
+};
+
+/*
+ * One cached answer: data holds the key (NUL-terminated) then the raw
+ * response. On the hash chain of its bucket and on the LRU list.
+ */
+struct centry {
+	struct centry *hnext;
+	struct centry *newer, *older;
+	uint64_t expires;	/* uv_now() ms */
+	size_t bytes;		/* what it counts against max_bytes */
+	size_t wlen;
+	uint32_t hash;
+	uint16_t type;
+	char data[];
+};
+
+struct dns_cache {
+	struct centry **bucket;	/* CACHE_BUCKETS chains; NULL once dns_free ran */
+	struct centry *newest, *oldest;
+	size_t n, bytes, max_n, max_bytes;
+	uint32_t seed;		/* random: names come from strangers (PTR, SPF macros) */
+	uint64_t next_sweep;
 };
 
 struct dns {
@@ -65,6 +97,8 @@ struct dns {
 	bool closing, draining, kick_closed;
 	void (*on_closed)(void *arg);
 	void *closed_arg;
+	struct dns_cache cache;
+	struct dns_stats stats;
 };
 
 /* ---- handles and the end of a struct dns ---- */
@@ -204,6 +238,12 @@ static void sub_fail(struct dns_sub *s, enum dns_status st, const char *why)
 		s->r.txt.status = st;
 		error = s->r.txt.error;
 		break;
+	case Q_PTR:
+		dns_ptr_result_free(&s->r.ptr);
+		memset(&s->r.ptr, 0, sizeof s->r.ptr);
+		s->r.ptr.status = st;
+		error = s->r.ptr.error;
+		break;
 	default:
 		dns_addr_result_free(&s->r.addr);
 		memset(&s->r.addr, 0, sizeof s->r.addr);
@@ -214,6 +254,37 @@ static void sub_fail(struct dns_sub *s, enum dns_status st, const char *why)
 	snprintf(error, 128, "%s", why);
 }
 
+/* A response into the sub's result; where its status and TTL are. */
+static void sub_parse(struct dns_sub *s, const uint8_t *wire, size_t len,
+		      enum dns_status **st, uint32_t **ttl)
+{
+	switch (s->q->kind) {
+	case Q_MX:
+		dns_parse_mx(wire, len, &s->r.mx);
+		*st = &s->r.mx.status;
+		*ttl = &s->r.mx.ttl;
+		break;
+	case Q_TXT:
+		dns_parse_txt(wire, len, &s->r.txt);
+		*st = &s->r.txt.status;
+		*ttl = &s->r.txt.ttl;
+		break;
+	case Q_PTR:
+		dns_parse_ptr(wire, len, &s->r.ptr);
+		*st = &s->r.ptr.status;
+		*ttl = &s->r.ptr.ttl;
+		break;
+	default:
+		dns_parse_addr(wire, len, s->type == T_AAAA ? AF_INET6 : AF_INET, &s->r.addr);
+		*st = &s->r.addr.status;
+		*ttl = &s->r.addr.ttl;
+		break;
+	}
+}
+
+static void cache_put(struct dns *d, uint16_t type, const char *key, const uint8_t *wire,
+		      size_t wlen, enum dns_status st, uint32_t ttl);
+
 /*
  * The answer's own rcode and records decide whenever there is an answer
  * (ARES_FLAG_NOCHECKRESP hands over SERVFAIL and REFUSED answers too);
@@ -222,6 +293,8 @@ static void sub_fail(struct dns_sub *s, enum dns_status st, const char *why)
 static void sub_result(struct dns_sub *s, int status, const unsigned char *abuf, int alen)
 {
 	struct dns *d = s->q->d;
+	enum dns_status *st;
+	uint32_t *ttl;
 	char why[128];
 
 	if (status == ARES_ECANCELLED || status == ARES_EDESTRUCTION) {
@@ -229,18 +302,8 @@ static void sub_result(struct dns_sub *s, int status, const unsigned char *abuf,
 		return;
 	}
 	if (abuf != NULL && alen > 0) {
-		switch (s->q->kind) {
-		case Q_MX:
-			dns_parse_mx(abuf, (size_t)alen, &s->r.mx);
-			break;
-		case Q_TXT:
-			dns_parse_txt(abuf, (size_t)alen, &s->r.txt);
-			break;
-		default:
-			dns_parse_addr(abuf, (size_t)alen, s->type == T_AAAA ? AF_INET6 : AF_INET,
-				       &s->r.addr);
-			break;
-		}
+		sub_parse(s, abuf, (size_t)alen, &st, &ttl);
+		cache_put(d, (uint16_t)s->type, s->q->key, abuf, (size_t)alen, *st, *ttl);
 		return;
 	}
 	switch (status) {
@@ -314,6 +377,7 @@ static void addr_merge(const struct dns_addr_result *six, const struct dns_addr_
 
 	memset(out, 0, sizeof *out);
 	out->truncated = six->truncated || four->truncated;
+	out->ttl = six->ttl < four->ttl ? six->ttl : four->ttl;
 	if (six->n + four->n > 0) {
 		out->addr = calloc(six->n + four->n, sizeof *out->addr);
 		if (out->addr == NULL) {
@@ -358,6 +422,10 @@ static void query_deliver(struct dns *d, struct dns_query *q)
 		q->cb.txt(q->arg, &q->sub[0].r.txt);
 		dns_txt_result_free(&q->sub[0].r.txt);
 		break;
+	case Q_PTR:
+		q->cb.ptr(q->arg, &q->sub[0].r.ptr);
+		dns_ptr_result_free(&q->sub[0].r.ptr);
+		break;
 	default:
 		if (q->nsub == 1) {
 			q->cb.addr(q->arg, &q->sub[0].r.addr);
@@ -398,29 +466,208 @@ static void on_kick(uv_idle_t *h)
 	maybe_close(d);
 }
 
+/* ---- the cache ---- */
+
+/* FNV-1a from a random basis, then a final mix: a stranger cannot aim names at one chain. */
+static uint32_t cache_hash(const struct dns_cache *c, uint16_t type, const char *key)
+{
+	uint32_t h = c->seed ^ 2166136261u;
+
+	h = (h ^ (type >> 8)) * 16777619u;
+	h = (h ^ (type & 0xFF)) * 16777619u;
+	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	return h;
+}
+
+static void lru_unlink(struct dns_cache *c, struct centry *e)
+{
+	if (e->newer != NULL)
+		e->newer->older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older != NULL)
+		e->older->newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void lru_push(struct dns_cache *c, struct centry *e)
+{
+	e->newer = NULL;
+	e->older = c->newest;
+	if (c->newest != NULL)
+		c->newest->newer = e;
+	else
+		c->oldest = e;
+	c->newest = e;
+}
+
+static void cache_drop(struct dns_cache *c, struct centry *e)
+{
+	struct centry **pp = &c->bucket[e->hash & (CACHE_BUCKETS - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->n--;
+	c->bytes -= e->bytes;
+	free(e);
+}
+
+/* Least recently used first, until both bounds hold. */
+static void cache_trim(struct dns_cache *c)
+{
+	while (c->oldest != NULL && (c->n > c->max_n || c->bytes > c->max_bytes))
+		cache_drop(c, c->oldest);
+}
+
+static void cache_sweep(struct dns_cache *c, uint64_t now)
+{
+	struct centry *e = c->oldest;
+
+	while (e != NULL) {
+		struct centry *newer = e->newer;
+
+		if (e->expires <= now)
+			cache_drop(c, e);
+		e = newer;
+	}
+	c->next_sweep = now + CACHE_SWEEP_MS;
+}
+
+/* The live entry for (type, key), now the most recently used; an expired one is dropped. */
+static struct centry *cache_get(struct dns_cache *c, uint16_t type, const char *key,
+				uint64_t now)
+{
+	uint32_t h;
+	struct centry *e;
+
+	if (c->bucket == NULL || c->n == 0)
+		return NULL;
+	h = cache_hash(c, type, key);
+	for (e = c->bucket[h & (CACHE_BUCKETS - 1)]; e != NULL; e = e->hnext)
+		if (e->hash == h && e->type == type && strcmp(e->data, key) == 0)
+			break;
+	if (e == NULL)
+		return NULL;
+	if (e->expires <= now) {
+		cache_drop(c, e);
+		return NULL;
+	}
+	lru_unlink(c, e);
+	lru_push(c, e);
+	return e;
+}
+
+/*
+ * Keep an answer the parser understood, for its TTL under our caps
+ * (dns.h, Cache): positive answers per RFC 1035 3.2.1, NXDOMAIN and NODATA
+ * only with the SOA-derived TTL of RFC 2308 5, which the parser reports
+ * as 0 when there is no SOA. A TEMPFAIL is the resolver's state of the
+ * moment, not an answer about the name: never kept.
+ */
+static void cache_put(struct dns *d, uint16_t type, const char *key, const uint8_t *wire,
+		      size_t wlen, enum dns_status st, uint32_t ttl)
+{
+	struct dns_cache *c = &d->cache;
+	size_t klen = strlen(key), bytes = sizeof(struct centry) + klen + 1 + wlen;
+	uint64_t now = uv_now(d->loop);
+	struct centry *e;
+
+	if (d->closing || c->bucket == NULL || c->max_n == 0 || ttl == 0 ||
+	    bytes > c->max_bytes)
+		return;
+	if (st == DNS_OK) {
+		if (ttl > DNS_CACHE_TTL_MAX)
+			ttl = DNS_CACHE_TTL_MAX;
+	} else if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
+		if (ttl > DNS_CACHE_NEG_TTL_MAX)
+			ttl = DNS_CACHE_NEG_TTL_MAX;
+	} else {
+		return;
+	}
+	if (now >= c->next_sweep)
+		cache_sweep(c, now);
+	/* two identical lookups in flight: the later answer replaces the earlier */
+	if ((e = cache_get(c, type, key, now)) != NULL)
+		cache_drop(c, e);
+	if ((e = malloc(bytes)) == NULL)
+		return;
+	e->expires = now + (uint64_t)ttl * 1000;
+	e->bytes = bytes;
+	e->wlen = wlen;
+	e->type = type;
+	e->hash = cache_hash(c, type, key);
+	memcpy(e->data, key, klen + 1);
+	memcpy(e->data + klen + 1, wire, wlen);
+	e->hnext = c->bucket[e->hash & (CACHE_BUCKETS - 1)];
+	c->bucket[e->hash & (CACHE_BUCKETS - 1)] = e;
+	lru_push(c, e);
+	c->n++;
+	c->bytes += bytes;
+	cache_trim(c);
+}
+
+/* A hit parses the kept answer into the sub; ttl becomes the seconds left. */
+static bool cache_answer(struct dns *d, struct dns_sub *s, uint64_t now)
+{
+	struct centry *e = cache_get(&d->cache, (uint16_t)s->type, s->q->key, now);
+	enum dns_status *st;
+	uint32_t *ttl;
+
+	if (e == NULL)
+		return false;
+	sub_parse(s, (const uint8_t *)e->data + strlen(e->data) + 1, e->wlen, &st, &ttl);
+	*ttl = (uint32_t)((e->expires - now) / 1000);
+	return true;
+}
+
+static void cache_flush(struct dns_cache *c)
+{
+	while (c->oldest != NULL)
+		cache_drop(c, c->oldest);
+}
+
+void dns_set_cache(struct dns *d, size_t max_entries, size_t max_bytes)
+{
+	if (d == NULL || d->closing)
+		return;
+	if (max_entries > DNS_CACHE_MAX)
+		max_entries = DNS_CACHE_MAX;
+	if (max_entries == 0 || max_bytes == 0)
+		max_entries = max_bytes = 0;
+	d->cache.max_n = max_entries;
+	d->cache.max_bytes = max_bytes;
+	cache_trim(&d->cache);
+}
+
+void dns_get_stats(const struct dns *d, struct dns_stats *st)
+{
+	*st = d->stats;
+}
+
 /* ---- lookups ---- */
 
-/* Names for TXT: printable ASCII without space or '\' (c-ares reads escapes), labels 1-63. */
-static bool txtname_valid(const char *name)
+/*
+ * The cache's key for a name: lower-cased, because names are equal
+ * whatever the case of their ASCII letters (RFC 4343 3), and without the
+ * trailing dot, which only says the name is absolute. key holds KEY_MAX.
+ */
+static void key_of(const char *name, char *key)
 {
-	size_t len = strlen(name), label = 0;
+	size_t i = 0;
 
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len > DNS_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if (c <= 0x20 || c >= 0x7f || c == '\\' || ++label > 63) {
-			return false;
-		}
-	}
-	return label > 0;
+	for (; i < KEY_MAX - 1 && name[i] != '\0'; i++)
+		key[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
+	if (i > 0 && key[i - 1] == '.')
+		i--;
+	key[i] = '\0';
 }
 
 static struct dns_query *query_new(struct dns *d, int kind, const char *name, void *arg)
@@ -435,23 +682,43 @@ static struct dns_query *query_new(struct dns *d, int kind, const char *name, vo
 	q->nsub = 1;
 	q->sub[0].q = q;
 	q->sub[1].q = q;
-	/* a longer name is invalid and never sent */
+	/* a longer name is invalid and never sent, nor cached */
 	snprintf(q->name, sizeof q->name, "%s", name);
+	key_of(q->name, q->key);
 	return q;
 }
 
 static int query_start(struct dns *d, struct dns_query *q, bool valid)
 {
+	bool hit[2] = { false, false };
+	unsigned miss = 0;
+	uint64_t now;
+
 	if (!valid) {
 		for (unsigned i = 0; i < q->nsub; i++)
 			sub_fail(&q->sub[i], DNS_BADNAME, "not a valid domain name");
 		done_push(d, q);
 		return 0;
 	}
+	/* a hit is parsed now but, like any answer, delivered from the loop */
+	now = uv_now(d->loop);
+	for (unsigned i = 0; i < q->nsub; i++) {
+		d->stats.queries++;
+		hit[i] = cache_answer(d, &q->sub[i], now);
+		if (hit[i])
+			d->stats.cache_hits++;
+		else
+			miss++;
+	}
+	if (miss == 0) {
+		done_push(d, q);
+		return 0;
+	}
 	/* c-ares may answer from inside ares_query(): on_answer only queues */
-	q->pending = q->nsub;
+	q->pending = miss;
 	for (unsigned i = 0; i < q->nsub; i++)
-		sub_send(&q->sub[i]);
+		if (!hit[i])
+			sub_send(&q->sub[i]);
 	timer_arm(d);
 	return 0;
 }
@@ -467,7 +734,8 @@ int dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 	return query_start(d, q, dns_hostname_valid(domain));
 }
 
-int dns_addr(struct dns *d, const char *host, int family, dns_addr_cb cb, void *arg)
+static int addr_start(struct dns *d, const char *host, bool name_ok, int family,
+		      dns_addr_cb cb, void *arg)
 {
 	struct dns_query *q = query_new(d, Q_ADDR, host, arg);
 
@@ -479,8 +747,18 @@ int dns_addr(struct dns *d, const char *host, int family, dns_addr_cb cb, void *
 		q->nsub = 2;
 		q->sub[1].type = T_A;
 	}
-	return query_start(d, q, dns_hostname_valid(host) &&
+	return query_start(d, q, name_ok &&
 				 (family == AF_INET || family == AF_INET6 || family == AF_UNSPEC));
+}
+
+int dns_addr(struct dns *d, const char *host, int family, dns_addr_cb cb, void *arg)
+{
+	return addr_start(d, host, dns_hostname_valid(host), family, cb, arg);
+}
+
+int dns_addr_loose(struct dns *d, const char *name, int family, dns_addr_cb cb, void *arg)
+{
+	return addr_start(d, name, dns_name_loose_valid(name), family, cb, arg);
 }
 
 int dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg)
@@ -491,7 +769,20 @@ int dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg)
 		return -1;
 	q->cb.txt = cb;
 	q->sub[0].type = T_TXT;
-	return query_start(d, q, txtname_valid(name));
+	return query_start(d, q, dns_name_loose_valid(name));
+}
+
+int dns_ptr(struct dns *d, const struct sockaddr_storage *ip, dns_ptr_cb cb, void *arg)
+{
+	char name[DNS_PTR_NAME_MAX];
+	bool ok = dns_ptr_name(ip, name, sizeof name) == 0;
+	struct dns_query *q = query_new(d, Q_PTR, ok ? name : "", arg);
+
+	if (q == NULL)
+		return -1;
+	q->cb.ptr = cb;
+	q->sub[0].type = T_PTR;
+	return query_start(d, q, ok);
 }
 
 /* ---- a struct dns ---- */
@@ -585,8 +876,12 @@ struct dns *dns_new(uv_loop_t *loop, const char *servers, unsigned timeout_ms,
 		goto fail;
 	}
 	if (servers_parse(servers, nodes, &n, why, sizeof why) != 0 ||
-	    (d = calloc(1, sizeof *d)) == NULL)
+	    (d = calloc(1, sizeof *d)) == NULL ||
+	    (d->cache.bucket = calloc(CACHE_BUCKETS, sizeof *d->cache.bucket)) == NULL)
 		goto fail;
+	d->cache.max_n = DNS_CACHE_MAX;
+	d->cache.max_bytes = DNS_CACHE_BYTES;
+	d->cache.seed = arc4random();
 	if ((lib = r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
 		goto fail;
 	memset(&o, 0, sizeof o);
@@ -630,6 +925,8 @@ fail:
 		ares_destroy(d->channel);
 	if (lib == ARES_SUCCESS)
 		ares_library_cleanup();
+	if (d != NULL)
+		free(d->cache.bucket);
 	free(d);
 	return NULL;
 }
@@ -644,6 +941,9 @@ void dns_free(struct dns *d, void (*on_closed)(void *arg), void *arg)
 	/* every query in flight comes back to on_answer with ARES_EDESTRUCTION */
 	ares_destroy(d->channel);
 	d->channel = NULL;
+	cache_flush(&d->cache);
+	free(d->cache.bucket);
+	d->cache.bucket = NULL;
 	while (d->socks != NULL) {
 		struct dns_sock *s = d->socks;
 

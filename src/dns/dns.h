@@ -1,11 +1,15 @@
 /*
- * dns.h - asynchronous MX, A/AAAA and TXT lookups on c-ares and the libuv loop.
+ * dns.h - asynchronous MX, A/AAAA, TXT and PTR lookups on c-ares and the
+ * libuv loop, with a TTL cache.
  *
  * SYNOPSIS
  *	struct dns *d = dns_new(loop, "", 2000, 3, err, sizeof err);
  *	dns_mx(d, "example.org", on_mx, ctx);		later: on_mx(ctx, &result)
  *	dns_addr(d, "mx1.example.org", AF_UNSPEC, on_addr, ctx);
+ *	dns_addr_loose(d, "_spf.example.org", AF_INET, on_addr, ctx);
  *	dns_txt(d, "_dmarc.example.org", on_txt, ctx);
+ *	dns_ptr(d, &client_addr, on_ptr, ctx);
+ *	dns_get_stats(d, &st);
  *	dns_free(d, on_closed, arg);
  *
  * DESCRIPTION
@@ -29,9 +33,10 @@
  *	A SERVFAIL or REFUSED answer is final (DNS_TEMPFAIL at once): the
  *	resolver has done its own retrying, and the queue retries the message.
  *
- *	Callbacks: each dns_mx/dns_addr/dns_txt that returns 0 calls its
- *	callback exactly once, always from the loop, never from inside the
- *	call, in the order the answers arrive. The result is valid only during
+ *	Callbacks: each dns_mx/dns_addr/dns_addr_loose/dns_txt/dns_ptr that
+ *	returns 0 calls its callback exactly once, always from the loop, never
+ *	from inside the call (not even for an answer from the cache), in the
+ *	order the answers arrive. The result is valid only during
  *	the callback. A callback may start new lookups and may call dns_free().
  *
  *	Results. status is one of:
@@ -80,16 +85,53 @@
  *	(RFC 7208 3.3, RFC 6376 3.6.2.2), NUL-terminated for convenience; len
  *	is authoritative because a record may hold a NUL.
  *
+ *	PTR (RFC 1035 3.5, RFC 3596 2.5): dns_ptr asks the reverse name of an
+ *	AF_INET or AF_INET6 address (d.c.b.a.in-addr.arpa, or 32 nibbles then
+ *	ip6.arpa); an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is asked as
+ *	the IPv4 address it carries. names[] are the targets, lower-cased,
+ *	without the trailing dot, each listed once, in the order of the
+ *	answer. A target is kept when it would pass dns_addr_loose (labels of
+ *	printable ASCII without space or backslash): SPF checks each with an
+ *	address lookup (RFC 7208 5.5) and so validates it. Others (the root,
+ *	a label holding '.', a space or a control octet) are skipped; when
+ *	every PTR was skipped the status is DNS_NODATA ("no usable PTR
+ *	name"): the owner of the address wrote those records, so they must
+ *	not turn into a temporary error on demand.
+ *
  *	Names asked: dns_mx and dns_addr take host names (dns_hostname_valid):
- *	a domain literal "[192.0.2.1]" or an IP address is DNS_BADNAME. dns_txt
- *	takes any name of printable ASCII without spaces or backslashes, labels
- *	of 1-63 octets, because SPF macros and DKIM selectors produce names
- *	with '_' and more (RFC 7208 7). One trailing dot is allowed.
+ *	a domain literal "[192.0.2.1]" or an IP address is DNS_BADNAME.
+ *	dns_txt and dns_addr_loose take any name of printable ASCII without
+ *	spaces or backslashes, labels of 1-63 octets, because SPF macros and
+ *	DKIM selectors produce names with '_' and more (RFC 7208 7): SPF's
+ *	a:_spf.example.com and exists:%{i}._spf.example.com go through
+ *	dns_addr_loose. Outbound delivery keeps dns_addr's LDH rule. One
+ *	trailing dot is allowed.
+ *
+ *	Cache: answers are kept in the struct dns and reused while their TTL
+ *	lasts, keyed by (question type, lower-cased name without the trailing
+ *	dot); dns_addr and dns_addr_loose share entries, and each half of an
+ *	AF_UNSPEC lookup is its own entry. The raw response is kept and
+ *	parsed again on each hit, so a hit gives what a fresh answer gives
+ *	(MX of equal preference are shuffled again) and ttl says the seconds
+ *	left. Kept: DNS_OK for the smallest TTL of the records used (the
+ *	CNAMEs of the chain and the records of the type; RFC 1035 3.2.1,
+ *	RFC 2181 5.2), at most DNS_CACHE_TTL_MAX; DNS_NXDOMAIN and DNS_NODATA
+ *	for the negative TTL of RFC 2308 5 (the smaller of the TTL and the
+ *	MINIMUM of the SOA in the authority section), at most
+ *	DNS_CACHE_NEG_TTL_MAX, and not at all without an SOA. Never kept:
+ *	DNS_TEMPFAIL (SERVFAIL, timeouts, malformed or truncated answers, "no
+ *	usable MX host"), DNS_BADNAME, a TTL of 0. At most DNS_CACHE_MAX
+ *	entries and DNS_CACHE_BYTES octets (dns_set_cache() lowers both or
+ *	turns the cache off); past either the least recently used entry goes.
+ *	An expired entry is dropped when met, and all of them at most once a
+ *	minute when an answer is stored. Time is the loop's (uv_now()).
+ *	Lookups in flight are not merged: two identical lookups started
+ *	before the first answer both go to the resolver.
  *
  * DIAGNOSTICS
- *	dns_new() returns NULL with words in err. dns_mx/dns_addr/dns_txt
- *	return -1 without calling back only when memory runs out or after
- *	dns_free(). The parsers return 0 when the packet was understood (out
+ *	dns_new() returns NULL with words in err. dns_mx/dns_addr/
+ *	dns_addr_loose/dns_txt/dns_ptr return -1 without calling back only
+ *	when memory runs out or after dns_free(). The parsers return 0 when the packet was understood (out
  *	says what it said) and -1 when it is malformed or memory ran out (out
  *	is then DNS_TEMPFAIL with words); out is freeable either way.
  */
@@ -105,6 +147,12 @@
 
 #define DNS_MAX_RECORDS 64
 #define DNS_NAME_MAX 253 /* text octets without the trailing dot (RFC 1035 2.3.4) */
+#define DNS_PTR_NAME_MAX 73 /* "f.e.d. ... .0.ip6.arpa": 32 * 2 + 8 octets, and the NUL */
+
+#define DNS_CACHE_MAX 4096		/* entries, by default and at most */
+#define DNS_CACHE_BYTES (4u << 20)	/* octets of entries (answers, keys, bookkeeping) */
+#define DNS_CACHE_TTL_MAX 3600		/* seconds a positive answer is kept at most */
+#define DNS_CACHE_NEG_TTL_MAX 900	/* seconds NXDOMAIN/NODATA is kept at most (RFC 2308 5) */
 
 struct dns;
 
@@ -119,6 +167,20 @@ struct dns *dns_new(uv_loop_t *loop, const char *servers, unsigned timeout_ms,
  * does nothing.
  */
 void dns_free(struct dns *d, void (*on_closed)(void *arg), void *arg);
+
+/*
+ * The cache's bounds: max_entries (at most DNS_CACHE_MAX) and max_bytes;
+ * entries past them go at once, least recently used first. 0 for either
+ * turns the cache off and empties it. dns_new() starts with DNS_CACHE_MAX
+ * and DNS_CACHE_BYTES.
+ */
+void dns_set_cache(struct dns *d, size_t max_entries, size_t max_bytes);
+
+struct dns_stats {
+	uint64_t queries;	/* questions looked up (AF_UNSPEC: two); DNS_BADNAME not counted */
+	uint64_t cache_hits;	/* of those, answered from the cache */
+};
+void dns_get_stats(const struct dns *d, struct dns_stats *st);
 
 enum dns_status {
 	DNS_OK = 0,
@@ -141,6 +203,7 @@ struct dns_mx_result {
 	size_t n;
 	struct dns_mx *mx;	/* sorted by pref; equal prefs in random order (RFC 5321 5.1) */
 	char error[128];	/* words for the log when not OK */
+	uint32_t ttl;		/* seconds the answer may be reused, 0: not at all (see Cache) */
 };
 struct dns_addr_result {
 	enum dns_status status;
@@ -148,6 +211,7 @@ struct dns_addr_result {
 	size_t n;
 	struct sockaddr_storage *addr; /* port 0; for AF_UNSPEC the AAAA ones first */
 	char error[128];
+	uint32_t ttl;		/* AF_UNSPEC: the smaller of the two halves' */
 };
 struct dns_txt {
 	char *text;		/* the strings of one record concatenated (RFC 7208 3.3), NUL-terminated */
@@ -159,11 +223,21 @@ struct dns_txt_result {
 	size_t n;
 	struct dns_txt *txt;
 	char error[128];
+	uint32_t ttl;
+};
+struct dns_ptr_result {
+	enum dns_status status;
+	bool truncated;
+	size_t n;
+	char **names;		/* PTR targets: lower case, no trailing dot, each once */
+	char error[128];
+	uint32_t ttl;
 };
 
 typedef void (*dns_mx_cb)(void *arg, const struct dns_mx_result *r);
 typedef void (*dns_addr_cb)(void *arg, const struct dns_addr_result *r);
 typedef void (*dns_txt_cb)(void *arg, const struct dns_txt_result *r);
+typedef void (*dns_ptr_cb)(void *arg, const struct dns_ptr_result *r);
 
 /*
  * Each returns 0 and calls cb exactly once, always later from the loop
@@ -173,22 +247,48 @@ typedef void (*dns_txt_cb)(void *arg, const struct dns_txt_result *r);
 int dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg);
 /* family: AF_INET (A), AF_INET6 (AAAA) or AF_UNSPEC (both, merged: see DESCRIPTION). */
 int dns_addr(struct dns *d, const char *host, int family, dns_addr_cb cb, void *arg);
+/* dns_addr with dns_txt's name rule, for SPF's a: and exists: targets (RFC 7208 5.3, 5.7). */
+int dns_addr_loose(struct dns *d, const char *name, int family, dns_addr_cb cb, void *arg);
 int dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg);
+/* ip: AF_INET, AF_INET6 (IPv4-mapped asked as IPv4); another family is DNS_BADNAME. */
+int dns_ptr(struct dns *d, const struct sockaddr_storage *ip, dns_ptr_cb cb, void *arg);
 
 /*
  * Pure parsers used by the above, exposed for unit tests and fuzzing: a raw
  * DNS response (wire format, RFC 1035 4.1) to a result. They never read
  * outside wire[0..len), validate every record they use, and accept only a
  * response (QR set, opcode QUERY) with one question of the right type and
- * class IN. family for dns_parse_addr is AF_INET or AF_INET6.
+ * class IN. family for dns_parse_addr is AF_INET or AF_INET6. ttl is
+ * what the cache keeps the answer for before its caps: for DNS_OK the
+ * smallest TTL of the records used, for NXDOMAIN/NODATA the negative TTL
+ * of RFC 2308 5 (0 without an SOA), otherwise 0; a TTL with the top bit
+ * set counts as 0 (RFC 2181 8). The authority section is read only for
+ * that SOA: a fault there leaves ttl 0 and refuses nothing.
  */
 int dns_parse_mx(const uint8_t *wire, size_t len, struct dns_mx_result *out);
 int dns_parse_addr(const uint8_t *wire, size_t len, int family,
 		   struct dns_addr_result *out);
 int dns_parse_txt(const uint8_t *wire, size_t len, struct dns_txt_result *out);
+int dns_parse_ptr(const uint8_t *wire, size_t len, struct dns_ptr_result *out);
 void dns_mx_result_free(struct dns_mx_result *r);
 void dns_addr_result_free(struct dns_addr_result *r);
 void dns_txt_result_free(struct dns_txt_result *r);
+void dns_ptr_result_free(struct dns_ptr_result *r);
+
+/*
+ * The reverse name dns_ptr asks for ip, lower case, no trailing dot, into
+ * out (at least DNS_PTR_NAME_MAX octets): "2.1.0.192.in-addr.arpa" for
+ * 192.0.1.2, "b.a.9.8. ... .8.b.d.0.1.0.0.2.ip6.arpa" for 2001:db8::89ab.
+ * -1 for another family or a short out.
+ */
+int dns_ptr_name(const struct sockaddr_storage *ip, char *out, size_t outlen);
+
+/*
+ * A name as dns_txt, dns_addr_loose and PTR targets take it: printable
+ * ASCII without space or backslash, labels of 1-63 octets, at most
+ * DNS_NAME_MAX octets without one optional trailing dot.
+ */
+bool dns_name_loose_valid(const char *name);
 
 /*
  * A host name as MX and A/AAAA lookups take it: LDH labels (letters,

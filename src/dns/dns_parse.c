@@ -1,14 +1,15 @@
-/* dns_parse.c - DNS responses (RFC 1035 4.1 wire format) to MX, A/AAAA and TXT results; see dns.h. */
+/* dns_parse.c - DNS responses (RFC 1035 4.1 wire format) to MX, A/AAAA, TXT and PTR results; see dns.h. */
 #include "dns.h"
 
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* RFC 1035 3.2.2, 3.2.4; RFC 3596 2.1 (AAAA). */
-enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_TXT = 16, T_AAAA = 28, C_IN = 1 };
+enum { T_A = 1, T_CNAME = 5, T_SOA = 6, T_PTR = 12, T_MX = 15, T_TXT = 16, T_AAAA = 28, C_IN = 1 };
 /* RFC 1035 4.1.1. */
 enum { RC_NOERROR = 0, RC_FORMERR, RC_SERVFAIL, RC_NXDOMAIN, RC_NOTIMP, RC_REFUSED };
 
@@ -17,6 +18,7 @@ enum { RC_NOERROR = 0, RC_FORMERR, RC_SERVFAIL, RC_NXDOMAIN, RC_NOTIMP, RC_REFUS
 #define LABEL_MAX 63
 #define PTR_HOPS_MAX 32		/* compression pointers followed in one name: ends any loop */
 #define CHAIN_MAX 16		/* names of a CNAME chain followed from the question */
+#define TTL_NONE UINT32_MAX	/* no record has bounded the TTL yet */
 
 /* A name in uncompressed wire form, ASCII lower-cased, root label included. */
 struct wname {
@@ -33,6 +35,7 @@ struct msg {
 struct rr {
 	struct wname owner;
 	uint16_t type, class;
+	uint32_t ttl;		/* 0 when the top bit is set (RFC 2181 8) */
 	size_t rdata, rdlen;
 };
 
@@ -45,14 +48,28 @@ struct chain {
 /* What the header and the question said. */
 struct head {
 	unsigned rcode;
-	unsigned ancount;
+	unsigned ancount, nscount;
 	size_t an_off;		/* first answer */
+	uint32_t ttl;		/* smallest TTL of the chain's CNAMEs, TTL_NONE if none */
 	struct chain chain;
 };
 
 static uint16_t be16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A TTL field: RFC 2181 8 says one with the top bit set is to be taken as zero. */
+static uint32_t ttl32(const uint8_t *p)
+{
+	uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+
+	return v > 0x7FFFFFFFu ? 0 : v;
+}
+
+static uint32_t ttl_min(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
 }
 
 static void words(char *error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -173,6 +190,7 @@ static int rr_read(const struct msg *m, size_t *off, struct rr *rr)
 	p = m->p + *off;
 	rr->type = be16(p);
 	rr->class = be16(p + 2);
+	rr->ttl = ttl32(p + 4);
 	rr->rdlen = be16(p + 8);
 	*off += 10;
 	if (m->len - *off < rr->rdlen)
@@ -227,6 +245,74 @@ static int chain_follow(const struct msg *m, struct head *h)
 }
 
 /*
+ * The smallest TTL of the CNAMEs that make the chain: a cached answer
+ * must not outlive any alias it went through (RFC 2181 5.2, RFC 1034
+ * 3.6.2). Framing was checked by chain_follow.
+ */
+static void chain_ttl(const struct msg *m, struct head *h)
+{
+	size_t off = h->an_off;
+
+	h->ttl = TTL_NONE;
+	for (unsigned i = 0; i < h->ancount; i++) {
+		struct rr rr;
+
+		if (rr_read(m, &off, &rr) != 0)
+			return;
+		if (rr.type == T_CNAME && rr.class == C_IN && chain_has(&h->chain, &rr.owner))
+			h->ttl = ttl_min(h->ttl, rr.ttl);
+	}
+}
+
+/*
+ * The negative TTL of RFC 2308 5: the smaller of the SOA record's TTL
+ * and its MINIMUM field, from the first SOA of class IN in the authority
+ * section. 0 when there is none or anything on the way is malformed:
+ * then the answer is used but not cached (RFC 2308 5: "Negative
+ * responses without SOA records SHOULD NOT be cached").
+ */
+static uint32_t neg_ttl(const struct msg *m, const struct head *h)
+{
+	size_t off = h->an_off;
+	struct rr rr;
+
+	for (unsigned i = 0; i < h->ancount; i++)
+		if (rr_read(m, &off, &rr) != 0)
+			return 0;
+	for (unsigned i = 0; i < h->nscount; i++) {
+		struct wname x;
+		size_t t;
+
+		if (rr_read(m, &off, &rr) != 0)
+			return 0;
+		if (rr.type != T_SOA || rr.class != C_IN)
+			continue;
+		/* RFC 1035 3.3.13: MNAME, RNAME, then five 32-bit fields, MINIMUM last */
+		t = rr.rdata;
+		if (name_read(m, &t, &x) != 0 || name_read(m, &t, &x) != 0 ||
+		    t + 20 != rr.rdata + rr.rdlen)
+			return 0;
+		return ttl_min(rr.ttl, ttl32(m->p + t + 16));
+	}
+	return 0;
+}
+
+/* out->ttl for a status (see dns.h); used is the records' smallest TTL. */
+static uint32_t answer_ttl(const struct msg *m, const struct head *h, enum dns_status st,
+			   uint32_t used)
+{
+	switch (st) {
+	case DNS_OK:
+		return used == TTL_NONE ? 0 : used;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		return ttl_min(neg_ttl(m, h), used);
+	default:
+		return 0;
+	}
+}
+
+/*
  * Header and question (RFC 1035 4.1.1, 4.1.2). Returns -1 when malformed,
  * else 0 with *st: DNS_OK (read the answers), DNS_NXDOMAIN or DNS_TEMPFAIL.
  */
@@ -242,6 +328,8 @@ static int head_read(const struct msg *m, uint16_t qtype, struct head *h,
 	flags = be16(m->p + 2);
 	h->rcode = flags & 0xF;
 	h->ancount = be16(m->p + 6);
+	h->nscount = be16(m->p + 8);
+	h->ttl = TTL_NONE;
 	why = "not a response to a query";
 	if (!(flags & 0x8000) || ((flags >> 11) & 0xF) != 0)
 		goto bad;
@@ -290,6 +378,7 @@ static int head_read(const struct msg *m, uint16_t qtype, struct head *h,
 	}
 	if (chain_follow(m, h) != 0)
 		goto bad;
+	chain_ttl(m, h);
 	*st = DNS_OK;
 	return 0;
 bad:
@@ -403,6 +492,7 @@ int dns_parse_mx(const uint8_t *wire, size_t len, struct dns_mx_result *out)
 	struct rr rr;
 	size_t cap = 0, total = 0, dots = 0, bad = 0;
 	uint16_t dot_pref = 0;
+	uint32_t ttl;
 	enum dns_status st;
 	char host[256];
 
@@ -412,13 +502,16 @@ int dns_parse_mx(const uint8_t *wire, size_t len, struct dns_mx_result *out)
 		goto fail;
 	if (st != DNS_OK) {
 		out->status = st;
+		out->ttl = answer_ttl(&m, h, st, TTL_NONE);
 		return 0;
 	}
+	ttl = h->ttl;
 	w.off = h->an_off;
 	while (walk_next(&w, &rr)) {
 		struct wname x;
 		size_t t = rr.rdata + 2;
 
+		ttl = ttl_min(ttl, rr.ttl);
 		/* RFC 1035 3.3.9: PREFERENCE, then EXCHANGE filling the rest */
 		if (rr.rdlen < 3 || name_read(&m, &t, &x) != 0 ||
 		    t != rr.rdata + rr.rdlen) {
@@ -453,6 +546,7 @@ int dns_parse_mx(const uint8_t *wire, size_t len, struct dns_mx_result *out)
 		out->status = DNS_NODATA;
 		words(out->error, "no MX record");
 	}
+	out->ttl = answer_ttl(&m, h, out->status, ttl);
 	return 0;
 fail:
 	free(out->mx);
@@ -471,6 +565,7 @@ int dns_parse_addr(const uint8_t *wire, size_t len, int family, struct dns_addr_
 	size_t want = family == AF_INET6 ? 16 : 4, cap = 0;
 	struct walk w = { &m, h, type, 0, 0 };
 	struct rr rr;
+	uint32_t ttl;
 	enum dns_status st;
 
 	memset(out, 0, sizeof *out);
@@ -483,12 +578,15 @@ int dns_parse_addr(const uint8_t *wire, size_t len, int family, struct dns_addr_
 		goto fail;
 	if (st != DNS_OK) {
 		out->status = st;
+		out->ttl = answer_ttl(&m, h, st, TTL_NONE);
 		return 0;
 	}
+	ttl = h->ttl;
 	w.off = h->an_off;
 	while (walk_next(&w, &rr)) {
 		struct sockaddr_storage *ss;
 
+		ttl = ttl_min(ttl, rr.ttl);
 		if (rr.rdlen != want) {
 			words(out->error, "malformed DNS response (bad %s record)",
 			      type == T_A ? "A" : "AAAA");
@@ -519,6 +617,7 @@ int dns_parse_addr(const uint8_t *wire, size_t len, int family, struct dns_addr_
 	out->status = out->n > 0 ? DNS_OK : DNS_NODATA;
 	if (out->n == 0)
 		words(out->error, "no %s record", type == T_A ? "A" : "AAAA");
+	out->ttl = answer_ttl(&m, h, out->status, ttl);
 	return 0;
 fail:
 	free(out->addr);
@@ -535,6 +634,7 @@ int dns_parse_txt(const uint8_t *wire, size_t len, struct dns_txt_result *out)
 	struct walk w = { &m, h, T_TXT, 0, 0 };
 	struct rr rr;
 	size_t cap = 0;
+	uint32_t ttl;
 	enum dns_status st;
 
 	memset(out, 0, sizeof *out);
@@ -543,14 +643,17 @@ int dns_parse_txt(const uint8_t *wire, size_t len, struct dns_txt_result *out)
 		goto fail;
 	if (st != DNS_OK) {
 		out->status = st;
+		out->ttl = answer_ttl(&m, h, st, TTL_NONE);
 		return 0;
 	}
+	ttl = h->ttl;
 	w.off = h->an_off;
 	while (walk_next(&w, &rr)) {
 		const uint8_t *p = wire + rr.rdata;
 		size_t total = 0, i = 0;
 		char *text;
 
+		ttl = ttl_min(ttl, rr.ttl);
 		/* RFC 1035 3.3.14: one or more <character-string>s filling RDATA */
 		while (i < rr.rdlen && rr.rdlen - i - 1 >= p[i]) {
 			total += p[i];
@@ -581,9 +684,91 @@ int dns_parse_txt(const uint8_t *wire, size_t len, struct dns_txt_result *out)
 	out->status = out->n > 0 ? DNS_OK : DNS_NODATA;
 	if (out->n == 0)
 		words(out->error, "no TXT record");
+	out->ttl = answer_ttl(&m, h, out->status, ttl);
 	return 0;
 fail:
 	dns_txt_result_free(out);
+	out->status = DNS_TEMPFAIL;
+	return -1;
+}
+
+/* What dns_name_loose_valid() asks, on a wire name: not the root, no '.' inside a label. */
+static bool wname_is_loose(const struct wname *w)
+{
+	if (w->len < 2)
+		return false;
+	for (size_t i = 0; w->b[i] != 0; i += 1 + (size_t)w->b[i])
+		for (size_t k = 1; k <= w->b[i]; k++) {
+			uint8_t c = w->b[i + k];
+
+			if (c <= 0x20 || c >= 0x7f || c == '.' || c == '\\')
+				return false;
+		}
+	return true;
+}
+
+int dns_parse_ptr(const uint8_t *wire, size_t len, struct dns_ptr_result *out)
+{
+	struct msg m = { wire, len };
+	struct head head, *h = &head;
+	struct walk w = { &m, h, T_PTR, 0, 0 };
+	struct rr rr;
+	size_t cap = 0, total = 0;
+	uint32_t ttl;
+	enum dns_status st;
+	char name[256];
+
+	memset(out, 0, sizeof *out);
+	out->status = DNS_TEMPFAIL;
+	if (head_read(&m, T_PTR, h, &st, out->error) != 0)
+		goto fail;
+	if (st != DNS_OK) {
+		out->status = st;
+		out->ttl = answer_ttl(&m, h, st, TTL_NONE);
+		return 0;
+	}
+	ttl = h->ttl;
+	w.off = h->an_off;
+	while (walk_next(&w, &rr)) {
+		struct wname x;
+		size_t t = rr.rdata;
+		bool seen = false;
+
+		/* RFC 1035 3.3.12: PTRDNAME filling RDATA */
+		if (name_read(&m, &t, &x) != 0 || t != rr.rdata + rr.rdlen) {
+			words(out->error, "malformed DNS response (bad PTR record)");
+			goto fail;
+		}
+		ttl = ttl_min(ttl, rr.ttl);
+		total++;
+		if (!wname_is_loose(&x))
+			continue;
+		wname_text(&x, name);
+		for (size_t i = 0; i < out->n && !seen; i++)
+			seen = strcmp(out->names[i], name) == 0;
+		if (seen)
+			continue;
+		if (out->n == DNS_MAX_RECORDS) {
+			out->truncated = true;
+			continue;
+		}
+		if (grow(&out->names, &cap, out->n, sizeof *out->names) != 0 ||
+		    (out->names[out->n] = strdup(name)) == NULL) {
+			words(out->error, "out of memory");
+			goto fail;
+		}
+		out->n++;
+	}
+	out->status = out->n > 0 ? DNS_OK : DNS_NODATA;
+	if (out->n == 0 && total > 0)
+		words(out->error, "no usable PTR name (%zu skipped)", total);
+	else if (out->n == 0)
+		words(out->error, "no PTR record");
+	out->ttl = answer_ttl(&m, h, out->status, ttl);
+	return 0;
+fail:
+	dns_ptr_result_free(out);
+	out->truncated = false;
 	out->status = DNS_TEMPFAIL;
 	return -1;
 }
@@ -609,6 +794,77 @@ void dns_txt_result_free(struct dns_txt_result *r)
 	free(r->txt);
 	r->txt = NULL;
 	r->n = 0;
+}
+
+void dns_ptr_result_free(struct dns_ptr_result *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->names[i]);
+	free(r->names);
+	r->names = NULL;
+	r->n = 0;
+}
+
+/*
+ * RFC 1035 3.5: the four octets of an IPv4 address in reverse order under
+ * in-addr.arpa. RFC 3596 2.5: the 32 nibbles of an IPv6 address, lowest
+ * first, as hex digits under ip6.arpa. An IPv4-mapped address (RFC 4291
+ * 2.5.5.2) is the IPv4 host's: its PTR lives under in-addr.arpa.
+ */
+int dns_ptr_name(const struct sockaddr_storage *ip, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const uint8_t *a;
+	size_t o = 0;
+
+	if (ip == NULL || out == NULL || outlen < DNS_PTR_NAME_MAX)
+		return -1;
+	if (ip->ss_family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)ip)->sin_addr;
+	} else if (ip->ss_family == AF_INET6) {
+		const struct in6_addr *six = &((const struct sockaddr_in6 *)ip)->sin6_addr;
+
+		a = six->s6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(six)) {
+			for (int i = 15; i >= 0; i--) {
+				out[o++] = hex[a[i] & 0xF];
+				out[o++] = '.';
+				out[o++] = hex[a[i] >> 4];
+				out[o++] = '.';
+			}
+			memcpy(out + o, "ip6.arpa", sizeof "ip6.arpa");
+			return 0;
+		}
+		a += 12;
+	} else {
+		return -1;
+	}
+	snprintf(out, outlen, "%u.%u.%u.%u.in-addr.arpa", (unsigned)a[3], (unsigned)a[2],
+		 (unsigned)a[1], (unsigned)a[0]);
+	return 0;
+}
+
+bool dns_name_loose_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (c <= 0x20 || c >= 0x7f || c == '\\' || ++label > LABEL_MAX) {
+			/* no space or backslash: c-ares reads escapes in the name it is given */
+			return false;
+		}
+	}
+	return label > 0;
 }
 
 const char *dns_status_name(enum dns_status s)

@@ -9,13 +9,19 @@
  *	drop	never answers		both	AAAA ::1 and A 127.0.0.2
  *	v4only	A 127.0.0.3, no AAAA	halftemp  AAAA SERVFAIL, A no data
  *	txt	TXT "v=spf1 " "-all"	big	a 3000-octet TXT: UDP says TC, TCP answers
+ *	nxsoa	NXDOMAIN with an SOA	nodatasoa  no record, with an SOA
+ *	9.0.0.127.in-addr.arpa	PTR Host.Example.ORG, _spf.example.net
+ *	1.0...0.ip6.arpa (::1)	PTR localhost
+ *
+ * Records and SOA have the TTL fake.ttl (300 unless a test says), the
+ * SOA's MINIMUM is fake.soa_min.
  *
  * With TERN_DNS_PROBE set it is instead the probe that
  * tests/integration/test_dns.py runs against tests/integration/fake_dns.py
  * (see probe() below).
  *
  * With DNS_TEST_SEED_DIR set, some responses built here are also written
- * there: the seed corpus of fuzz/fuzz_dns.c (fuzz/corpus/dns).
+ * there: the seed corpus of fuzz/fuzz_dns.c (fuzz/corpus/fuzz_dns).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,7 +45,7 @@
 /* ------------------------------------------------------------------ */
 /* a DNS message builder (RFC 1035 4.1) */
 
-enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_TXT = 16, T_AAAA = 28 };
+enum { T_A = 1, T_CNAME = 5, T_SOA = 6, T_PTR = 12, T_MX = 15, T_TXT = 16, T_AAAA = 28 };
 
 struct pkt {
 	uint8_t b[16384];
@@ -109,6 +115,9 @@ static void start(struct pkt *p, unsigned rcode, const char *qname, unsigned qty
 
 #define QNAME_OFF 12 /* a pointer to the question's name */
 
+/* The TTL of the records added next. */
+static uint32_t rr_ttl = 300;
+
 /* Record header, owner a pointer to `owner` (or a name when ownername); returns where RDLENGTH goes. */
 static size_t rr_owned(struct pkt *p, size_t owner, const char *ownername, unsigned type)
 {
@@ -120,7 +129,7 @@ static size_t rr_owned(struct pkt *p, size_t owner, const char *ownername, unsig
 		put_ptr(p, owner);
 	put16(p, type);
 	put16(p, 1);
-	put32(p, 300);
+	put32(p, rr_ttl);
 	at = p->len;
 	put16(p, 0);
 	return at;
@@ -198,6 +207,33 @@ static void add_aaaa(struct pkt *p, const char *ip)
 	for (int i = 0; i < 16; i++)
 		put8(p, a[i]);
 	rr_end(p, at);
+}
+
+static void add_ptr(struct pkt *p, const char *target)
+{
+	size_t at = rr(p, T_PTR);
+
+	put_name(p, target);
+	rr_end(p, at);
+}
+
+/*
+ * An SOA in the authority section (RFC 2308 3), after every answer: the
+ * record's TTL is rr_ttl, MINIMUM is minimum. Sets NSCOUNT to 1.
+ */
+static void add_soa(struct pkt *p, const char *zone, uint32_t minimum)
+{
+	size_t at = rr_owned(p, 0, zone, T_SOA);
+
+	put_name(p, "ns.example.org");
+	put_name(p, "hostmaster.example.org");
+	put32(p, 2024010101);	/* serial */
+	put32(p, 3600);		/* refresh */
+	put32(p, 600);		/* retry */
+	put32(p, 86400);	/* expire */
+	put32(p, minimum);
+	rr_end(p, at);
+	set16(p, 8, 1);
 }
 
 /* Seeds for fuzz/fuzz_dns.c, which gives each input to every parser. */
@@ -947,6 +983,453 @@ static void test_status_names(void **state)
 	assert_string_equal(dns_status_name(DNS_BADNAME), "badname");
 }
 
+/* ------------------------------------------------------------------ */
+/* PTR, reverse names, TTLs, loose names */
+
+static int parse_ptr(const struct pkt *p, struct dns_ptr_result *r)
+{
+	return dns_parse_ptr(p->b, p->len, r);
+}
+
+#define REV4 "9.0.0.127.in-addr.arpa"
+
+static void test_ptr(void **state)
+{
+	struct pkt p;
+	struct dns_ptr_result r;
+
+	(void)state;
+	start(&p, 0, REV4, T_PTR, 4);
+	add_ptr(&p, "Host.Example.ORG.");
+	add_ptr(&p, "_spf.example.net");	/* not LDH, still a name SPF can look up */
+	add_ptr(&p, "host.example.org");	/* the first again: kept once */
+	add_ptr(&p, "mail.example.org");
+	seed("ptr_four", &p);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_OK);
+	assert_false(r.truncated);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.names[0], "host.example.org");	/* lower case, no dot */
+	assert_string_equal(r.names[1], "_spf.example.net");
+	assert_string_equal(r.names[2], "mail.example.org");
+	assert_int_equal(r.ttl, 300);
+	dns_ptr_result_free(&r);
+	assert_null(r.names);
+	assert_int_equal(r.n, 0);
+
+	/* unusable targets are skipped: the root, a space, a '.' or a control octet inside a label */
+	start(&p, 0, REV4, T_PTR, 5);
+	add_ptr(&p, ".");
+	add_ptr(&p, "sp ace.example.org");
+	{
+		static const char *inside[] = { "a.b", "a\001b", "a\\b" };
+
+		for (size_t i = 0; i < 3; i++) {
+			size_t at = rr(&p, T_PTR), l = strlen(inside[i]);
+
+			put8(&p, (unsigned)l);
+			for (size_t k = 0; k < l; k++)
+				put8(&p, (uint8_t)inside[i][k]);
+			put_name(&p, "example.org");
+			rr_end(&p, at);
+		}
+	}
+	seed("ptr_unusable", &p);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_NODATA);
+	assert_int_equal(r.n, 0);
+	assert_non_null(strstr(r.error, "no usable PTR name (5 skipped)"));
+	dns_ptr_result_free(&r);
+
+	/* the PTR answer is not an MX answer, nor the other way round */
+	start(&p, 0, REV4, T_PTR, 1);
+	add_ptr(&p, "host.example.org");
+	{
+		struct dns_mx_result m;
+
+		assert_int_equal(parse_mx(&p, &m), -1);
+		dns_mx_result_free(&m);
+	}
+	start(&p, 0, "example.org", T_MX, 1);
+	add_mx(&p, 10, "mx.example.org");
+	assert_int_equal(parse_ptr(&p, &r), -1);
+	assert_non_null(strstr(r.error, "question type"));
+	dns_ptr_result_free(&r);
+
+	start(&p, 3, REV4, T_PTR, 0);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_NXDOMAIN);
+	dns_ptr_result_free(&r);
+	start(&p, 0, REV4, T_PTR, 0);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_NODATA);
+	assert_string_equal(r.error, "no PTR record");
+	dns_ptr_result_free(&r);
+	start(&p, 2, REV4, T_PTR, 0);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	dns_ptr_result_free(&r);
+}
+
+/* RFC 2317 classless delegation: the PTR sits at the target of a CNAME. */
+static void test_ptr_cname(void **state)
+{
+	struct pkt p;
+	struct dns_ptr_result r;
+	size_t at, target;
+
+	(void)state;
+	start(&p, 0, REV4, T_PTR, 3);
+	rr_ttl = 600;
+	at = rr(&p, T_CNAME);
+	target = p.len;
+	put_name(&p, "9.0/25.0.0.127.in-addr.arpa");
+	rr_end(&p, at);
+	rr_ttl = 120;
+	at = rr_owned(&p, target, NULL, T_PTR);
+	put_name(&p, "host.example.org");
+	rr_end(&p, at);
+	rr_ttl = 5;
+	/* a PTR of a name off the chain is ignored */
+	at = rr_owned(&p, 0, "1.0.0.127.in-addr.arpa", T_PTR);
+	put_name(&p, "evil.example");
+	rr_end(&p, at);
+	rr_ttl = 300;
+	seed("ptr_cname", &p);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.names[0], "host.example.org");
+	assert_int_equal(r.ttl, 120);	/* the smaller of the CNAME's and the PTR's */
+	dns_ptr_result_free(&r);
+}
+
+/* One bad PTR refuses the whole answer, never a partial set. */
+static void test_ptr_malformed(void **state)
+{
+	struct pkt p;
+	struct dns_ptr_result r;
+
+	(void)state;
+	/* PTRDNAME shorter than RDATA */
+	start(&p, 0, REV4, T_PTR, 2);
+	add_ptr(&p, "good.example.org");
+	{
+		size_t at = rr(&p, T_PTR);
+
+		put_name(&p, "host.example.org");
+		put8(&p, 0);
+		rr_end(&p, at);
+	}
+	assert_int_equal(parse_ptr(&p, &r), -1);
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_int_equal(r.n, 0);
+	assert_null(r.names);
+	assert_non_null(strstr(r.error, "bad PTR record"));
+	dns_ptr_result_free(&r);
+
+	/* PTRDNAME running past RDATA; empty RDATA */
+	start(&p, 0, REV4, T_PTR, 1);
+	{
+		size_t at = rr(&p, T_PTR);
+
+		put8(&p, 4);
+		put8(&p, 'h');
+		rr_end(&p, at);
+		put_name(&p, "ost.example.org");
+	}
+	assert_int_equal(parse_ptr(&p, &r), -1);
+	dns_ptr_result_free(&r);
+	start(&p, 0, REV4, T_PTR, 1);
+	rr_end(&p, rr(&p, T_PTR));
+	assert_int_equal(parse_ptr(&p, &r), -1);
+	dns_ptr_result_free(&r);
+
+	/* a compression loop in PTRDNAME */
+	start(&p, 0, REV4, T_PTR, 1);
+	{
+		size_t at = rr(&p, T_PTR), a = p.len;
+
+		put8(&p, 1);
+		put8(&p, 'x');
+		put_ptr(&p, a);
+		rr_end(&p, at);
+	}
+	seed("ptr_loop", &p);
+	assert_int_equal(parse_ptr(&p, &r), -1);
+	dns_ptr_result_free(&r);
+
+	/* TC: c-ares asks again over TCP; the parser says tempfail */
+	start(&p, 0, REV4, T_PTR, 1);
+	add_ptr(&p, "host.example.org");
+	set16(&p, 2, 0x8380);
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_TEMPFAIL);
+	assert_int_equal(r.n, 0);
+	dns_ptr_result_free(&r);
+
+	/* every strict prefix is refused, never over-read */
+	start(&p, 0, REV4, T_PTR, 2);
+	add_ptr(&p, "host.example.org");
+	add_ptr(&p, "mail.example.org");
+	for (size_t n = 0; n < p.len; n++) {
+		uint8_t *copy = malloc(n ? n : 1);
+
+		assert_non_null(copy);
+		memcpy(copy, p.b, n);
+		assert_int_equal(dns_parse_ptr(copy, n, &r), -1);
+		assert_int_equal(r.status, DNS_TEMPFAIL);
+		assert_int_equal(r.n, 0);
+		assert_non_null(strstr(r.error, "malformed"));
+		dns_ptr_result_free(&r);
+		free(copy);
+	}
+}
+
+static void test_ptr_cap(void **state)
+{
+	struct pkt p;
+	struct dns_ptr_result r;
+	char host[64];
+
+	(void)state;
+	start(&p, 0, REV4, T_PTR, 70);
+	for (unsigned i = 0; i < 70; i++) {
+		snprintf(host, sizeof host, "h%u.example.org", i);
+		add_ptr(&p, host);
+	}
+	assert_int_equal(parse_ptr(&p, &r), 0);
+	assert_int_equal(r.status, DNS_OK);
+	assert_int_equal(r.n, DNS_MAX_RECORDS);
+	assert_true(r.truncated);
+	assert_string_equal(r.names[0], "h0.example.org");	/* the first ones, in order */
+	assert_string_equal(r.names[DNS_MAX_RECORDS - 1], "h63.example.org");
+	dns_ptr_result_free(&r);
+}
+
+static void ss4(struct sockaddr_storage *ss, const char *ip)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	sin->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+}
+
+static void ss6(struct sockaddr_storage *ss, const char *ip)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	sin6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+}
+
+/* RFC 1035 3.5 and RFC 3596 2.5 (whose example address this is). */
+static void test_ptr_name(void **state)
+{
+	struct sockaddr_storage ss;
+	char name[DNS_PTR_NAME_MAX], big[300];
+
+	(void)state;
+	ss4(&ss, "192.0.2.1");
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), 0);
+	assert_string_equal(name, "1.2.0.192.in-addr.arpa");
+	ss4(&ss, "255.255.255.255");
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), 0);
+	assert_string_equal(name, "255.255.255.255.in-addr.arpa");
+
+	ss6(&ss, "4321:0:1:2:3:4:567:89ab");
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), 0);
+	assert_string_equal(name, "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.0.0.1.2.3.4.ip6.arpa");
+	assert_int_equal(strlen(name), DNS_PTR_NAME_MAX - 1);
+	ss6(&ss, "2001:DB8::FE");
+	assert_int_equal(dns_ptr_name(&ss, big, sizeof big), 0);
+	assert_string_equal(big, "e.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+
+	/* IPv4-mapped: the IPv4 host's name */
+	ss6(&ss, "::ffff:192.0.2.1");
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), 0);
+	assert_string_equal(name, "1.2.0.192.in-addr.arpa");
+	/* IPv4-compatible (deprecated) and NAT64 are plain IPv6 */
+	ss6(&ss, "::192.0.2.1");
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), 0);
+	assert_non_null(strstr(name, ".ip6.arpa"));
+
+	memset(&ss, 0, sizeof ss);
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(dns_ptr_name(&ss, name, sizeof name), -1);
+	ss4(&ss, "192.0.2.1");
+	assert_int_equal(dns_ptr_name(&ss, name, DNS_PTR_NAME_MAX - 1), -1);
+	assert_int_equal(dns_ptr_name(NULL, name, sizeof name), -1);
+}
+
+/* RFC 1035 3.2.1 and RFC 2308 5: what each answer may be kept for. */
+static void test_ttl(void **state)
+{
+	struct pkt p;
+	struct dns_txt_result t;
+	struct dns_mx_result m;
+	struct dns_addr_result a;
+	size_t at;
+
+	(void)state;
+	/* the smallest of the records used: the TXT set and the CNAME */
+	start(&p, 0, "alias.example.org", T_TXT, 4);
+	rr_ttl = 900;
+	at = rr(&p, T_CNAME);
+	put_name(&p, "real.example.org");
+	rr_end(&p, at);
+	rr_ttl = 700;
+	at = rr_owned(&p, 0, "real.example.org", T_TXT);
+	put8(&p, 1);
+	put8(&p, 'a');
+	rr_end(&p, at);
+	rr_ttl = 800;
+	at = rr_owned(&p, 0, "real.example.org", T_TXT);
+	put8(&p, 1);
+	put8(&p, 'b');
+	rr_end(&p, at);
+	rr_ttl = 3;	/* off the chain: not used, not counted */
+	at = rr_owned(&p, 0, "other.example.org", T_TXT);
+	put8(&p, 1);
+	put8(&p, 'c');
+	rr_end(&p, at);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.ttl, 700);
+	dns_txt_result_free(&t);
+
+	/* RFC 2181 8: a TTL with the top bit set is zero */
+	rr_ttl = 0x80000000u;
+	start(&p, 0, "example.org", T_MX, 1);
+	add_mx(&p, 10, "mx.example.org");
+	assert_int_equal(parse_mx(&p, &m), 0);
+	assert_int_equal(m.status, DNS_OK);
+	assert_int_equal(m.ttl, 0);
+	dns_mx_result_free(&m);
+	rr_ttl = 0x7FFFFFFFu;
+	start(&p, 0, "example.org", T_MX, 1);
+	add_mx(&p, 10, "mx.example.org");
+	assert_int_equal(parse_mx(&p, &m), 0);
+	assert_int_equal(m.ttl, 0x7FFFFFFFu);	/* the cache caps it, not the parser */
+	dns_mx_result_free(&m);
+
+	/* NXDOMAIN: the smaller of the SOA's TTL and MINIMUM */
+	rr_ttl = 3600;
+	start(&p, 3, "nowhere.example.org", T_A, 0);
+	add_soa(&p, "example.org", 60);
+	seed("a_nxdomain_soa", &p);
+	assert_int_equal(dns_parse_addr(p.b, p.len, AF_INET, &a), 0);
+	assert_int_equal(a.status, DNS_NXDOMAIN);
+	assert_int_equal(a.ttl, 60);
+	dns_addr_result_free(&a);
+	rr_ttl = 30;
+	start(&p, 3, "nowhere.example.org", T_A, 0);
+	add_soa(&p, "example.org", 60);
+	assert_int_equal(dns_parse_addr(p.b, p.len, AF_INET, &a), 0);
+	assert_int_equal(a.ttl, 30);
+	dns_addr_result_free(&a);
+
+	/* NODATA after a CNAME: the CNAME bounds it too */
+	start(&p, 0, "alias.example.org", T_TXT, 1);
+	rr_ttl = 10;
+	at = rr(&p, T_CNAME);
+	put_name(&p, "real.example.org");
+	rr_end(&p, at);
+	rr_ttl = 300;
+	add_soa(&p, "example.org", 120);
+	seed("txt_nodata_soa", &p);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.status, DNS_NODATA);
+	assert_int_equal(t.ttl, 10);
+	dns_txt_result_free(&t);
+
+	/* without an SOA, or with a broken one: 0, and the answer still stands */
+	start(&p, 0, "example.org", T_TXT, 0);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.status, DNS_NODATA);
+	assert_int_equal(t.ttl, 0);
+	dns_txt_result_free(&t);
+	start(&p, 3, "example.org", T_TXT, 0);
+	add_soa(&p, "example.org", 120);
+	p.b[p.len - 21] = 0xC0;	/* RNAME's root label made a pointer past the end */
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.status, DNS_NXDOMAIN);
+	assert_int_equal(t.ttl, 0);
+	dns_txt_result_free(&t);
+	start(&p, 3, "example.org", T_TXT, 0);
+	add_soa(&p, "example.org", 120);
+	set16(&p, 8, 2);	/* a second authority record that is not there */
+	p.len -= 1;		/* and the SOA one octet short */
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.status, DNS_NXDOMAIN);
+	assert_int_equal(t.ttl, 0);
+	dns_txt_result_free(&t);
+	/* an NS before the SOA in the authority section is passed over */
+	start(&p, 3, "example.org", T_TXT, 0);
+	at = rr_owned(&p, 0, "example.org", 2);
+	put_name(&p, "ns.example.org");
+	rr_end(&p, at);
+	add_soa(&p, "example.org", 45);
+	set16(&p, 8, 2);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.ttl, 45);
+	dns_txt_result_free(&t);
+
+	/* an SOA on a positive answer changes nothing; SERVFAIL is never kept */
+	start(&p, 0, "example.org", T_TXT, 1);
+	add_txt(&p, "x");
+	add_soa(&p, "example.org", 5);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.ttl, 300);
+	dns_txt_result_free(&t);
+	start(&p, 2, "example.org", T_TXT, 0);
+	add_soa(&p, "example.org", 5);
+	assert_int_equal(parse_txt(&p, &t), 0);
+	assert_int_equal(t.status, DNS_TEMPFAIL);
+	assert_int_equal(t.ttl, 0);
+	dns_txt_result_free(&t);
+	rr_ttl = 300;
+}
+
+static void test_name_loose_valid(void **state)
+{
+	static const struct {
+		const char *name;
+		bool ok;
+	} cases[] = {
+		{ "example.org", true },
+		{ "_spf.example.org", true },
+		{ "_spf.example.org.", true },
+		{ "192.0.2.1", true },			/* asked as a name, as SPF does */
+		{ "1.2.0.192.in-addr._spf.example.com", true },
+		{ "a+b=c!.example", true },
+		{ "[192.0.2.1]", true },
+		{ "", false },
+		{ ".", false },
+		{ "a..b", false },
+		{ ".a", false },
+		{ "a b.example", false },
+		{ "tab\t.example", false },
+		{ "back\\slash.example", false },
+		{ "b\xc3\xbc" "cher.example", false },
+	};
+	char name[300];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (dns_name_loose_valid(cases[i].name) != cases[i].ok)
+			fail_msg("dns_name_loose_valid(\"%s\") != %d", cases[i].name, cases[i].ok);
+	long_name(name, 0, 64);
+	assert_false(dns_name_loose_valid(name));
+	long_name(name, 3, 61);
+	assert_true(dns_name_loose_valid(name));
+	name[0] = '_';
+	assert_true(dns_name_loose_valid(name));
+	strcat(name, "b");
+	assert_false(dns_name_loose_valid(name));
+}
 
 /* ------------------------------------------------------------------ */
 /* a fake DNS server on the test's loop */
@@ -965,7 +1448,11 @@ struct fake {
 	unsigned queries;	/* questions received, UDP and TCP */
 	unsigned tcp_queries;
 	unsigned edns;		/* questions with an additional record (OPT) */
+	uint32_t ttl;		/* of every record sent */
+	uint32_t soa_min;	/* MINIMUM of the SOA of nxsoa and nodatasoa */
 };
+
+#define REV6_LOOPBACK "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"
 
 /* The reply to one query, or false to stay silent. */
 static bool fake_answer(struct fake *f, const uint8_t *q, size_t qlen, bool tcp, struct pkt *out)
@@ -994,7 +1481,8 @@ static bool fake_answer(struct fake *f, const uint8_t *q, size_t qlen, bool tcp,
 
 	if (strcmp(first, "drop") == 0)
 		return false;
-	if (strcmp(first, "nx") == 0)
+	rr_ttl = f->ttl;
+	if (strcmp(first, "nx") == 0 || strcmp(first, "nxsoa") == 0)
 		rcode = 3;
 	else if (strcmp(first, "servfail") == 0 ||
 		 (strcmp(first, "halftemp") == 0 && qtype == T_AAAA))
@@ -1003,8 +1491,15 @@ static bool fake_answer(struct fake *f, const uint8_t *q, size_t qlen, bool tcp,
 		rcode = 5;
 	start(out, rcode, name, qtype, 0);
 	set16(out, 0, (unsigned)(q[0] << 8 | q[1]));
-	if (rcode != 0)
+	if (strcmp(first, "nxsoa") == 0 || strcmp(first, "nodatasoa") == 0) {
+		add_soa(out, "example.org", f->soa_min);
+		rr_ttl = 300;
 		return true;
+	}
+	if (rcode != 0) {
+		rr_ttl = 300;
+		return true;
+	}
 	if (strcmp(first, "mx") == 0 && qtype == T_MX) {
 		char host[300];
 
@@ -1018,6 +1513,11 @@ static bool fake_answer(struct fake *f, const uint8_t *q, size_t qlen, bool tcp,
 		add_aaaa(out, "::1");
 	} else if (strcmp(first, "txt") == 0 && qtype == T_TXT) {
 		add_txt(out, "v=spf1 |-all");
+	} else if (strcmp(name, REV4) == 0 && qtype == T_PTR) {
+		add_ptr(out, "Host.Example.ORG.");
+		add_ptr(out, "_spf.example.net");
+	} else if (strcmp(name, REV6_LOOPBACK) == 0 && qtype == T_PTR) {
+		add_ptr(out, "localhost");
 	} else if (strcmp(first, "big") == 0 && qtype == T_TXT) {
 		if (!tcp) {
 			set16(out, 2, 0x8380);	/* TC: ask again over TCP (RFC 1035 4.2.1) */
@@ -1031,6 +1531,7 @@ static bool fake_answer(struct fake *f, const uint8_t *q, size_t qlen, bool tcp,
 		}
 		add_txt(out, s);
 	}
+	rr_ttl = 300;
 	set16(out, 6, 0);
 	for (size_t at = off + 5, n = 0; at < out->len; n++) {
 		/* count the records added: owner ptr, type, class, ttl, rdlength, rdata */
@@ -1130,6 +1631,8 @@ static void fake_start(uv_loop_t *loop, struct fake *f)
 	int ufd = -1, tfd = -1;
 
 	memset(f, 0, sizeof *f);
+	f->ttl = 300;
+	f->soa_min = 300;
 	uv_ip4_addr("127.0.0.1", 0, &any);
 	uv_udp_init(loop, &f->udp);
 	uv_udp_init(loop, &f->hole);
@@ -1194,6 +1697,7 @@ struct got {
 	size_t len[4];
 	char text[4][3100];
 	uint64_t ms;		/* from the call to the callback */
+	uint32_t ttl;
 };
 
 static struct {
@@ -1221,6 +1725,7 @@ static int loop_setup(void **state)
 	(void)state;
 	memset(&C, 0, sizeof C);
 	C.calls_at_close = -1;
+	rr_ttl = 300;
 	assert_int_equal(uv_loop_init(&C.loop), 0);
 	fake_start(&C.loop, &C.fake);
 	uv_timer_init(&C.loop, &C.guard);
@@ -1314,6 +1819,7 @@ static void mx_cb(void *arg, const struct dns_mx_result *r)
 
 	got_common(g, r->status, r->error, r->n);
 	g->null_mx = r->null_mx;
+	g->ttl = r->ttl;
 	for (size_t i = 0; i < r->n && i < 4; i++) {
 		g->pref[i] = r->mx[i].pref;
 		snprintf(g->host[i], sizeof g->host[i], "%s", r->mx[i].host);
@@ -1326,6 +1832,7 @@ static void addr_cb(void *arg, const struct dns_addr_result *r)
 	struct got *g = arg;
 
 	got_common(g, r->status, r->error, r->n);
+	g->ttl = r->ttl;
 	for (size_t i = 0; i < r->n && i < 4; i++) {
 		const struct sockaddr_storage *ss = &r->addr[i];
 
@@ -1345,10 +1852,22 @@ static void txt_cb(void *arg, const struct dns_txt_result *r)
 	struct got *g = arg;
 
 	got_common(g, r->status, r->error, r->n);
+	g->ttl = r->ttl;
 	for (size_t i = 0; i < r->n && i < 4; i++) {
 		g->len[i] = r->txt[i].len;
 		snprintf(g->text[i], sizeof g->text[i], "%s", r->txt[i].text);
 	}
+	then_run(g);
+}
+
+static void ptr_cb(void *arg, const struct dns_ptr_result *r)
+{
+	struct got *g = arg;
+
+	got_common(g, r->status, r->error, r->n);
+	g->ttl = r->ttl;
+	for (size_t i = 0; i < r->n && i < 4; i++)
+		snprintf(g->host[i], sizeof g->host[i], "%s", r->names[i]);
 	then_run(g);
 }
 
@@ -1644,16 +2163,337 @@ static void test_dns_new(void **state)
 	dns_close();
 }
 
+/* ------------------------------------------------------------------ */
+/* PTR, loose names and the cache on the loop */
+
+static void got_reset(void)
+{
+	memset(C.got, 0, sizeof C.got);
+	C.calls = 0;
+}
+
+/* Runs the loop for ms, whatever else happens. */
+static void wait_ms(uint64_t ms)
+{
+	C.guard_fired = false;
+	uv_timer_start(&C.guard, guard_cb, ms, 0);
+	while (!C.guard_fired)
+		uv_run(&C.loop, UV_RUN_ONCE);
+}
+
+static void stats_are(uint64_t queries, uint64_t hits)
+{
+	struct dns_stats st;
+
+	dns_get_stats(C.d, &st);
+	if (st.queries != queries || st.cache_hits != hits)
+		fail_msg("stats: %llu queries, %llu hits; want %llu, %llu",
+			 (unsigned long long)st.queries, (unsigned long long)st.cache_hits,
+			 (unsigned long long)queries, (unsigned long long)hits);
+}
+
+/* One A lookup on its own, to the end; its status. */
+static enum dns_status ask_a(const char *name)
+{
+	got_reset();
+	CALL(dns_addr(C.d, name, AF_INET, addr_cb, &C.got[0]));
+	run_until(1);
+	return C.got[0].status;
+}
+
+static void test_loop_ptr(void **state)
+{
+	struct sockaddr_storage a4, m4, six, other;
+
+	(void)state;
+	ss4(&a4, "127.0.0.9");
+	ss6(&m4, "::ffff:127.0.0.9");
+	ss6(&six, "::1");
+	memset(&other, 0, sizeof other);
+	other.ss_family = AF_UNIX;
+	dns_up(NULL, 1000, 1);
+	CALL(dns_ptr(C.d, &a4, ptr_cb, &C.got[0]));
+	CALL(dns_ptr(C.d, &six, ptr_cb, &C.got[1]));
+	CALL(dns_ptr(C.d, &other, ptr_cb, &C.got[2]));
+	CALL(dns_ptr(C.d, NULL, ptr_cb, &C.got[3]));
+	run_until(4);
+	assert_int_equal(C.got[0].status, DNS_OK);
+	assert_int_equal(C.got[0].n, 2);
+	assert_string_equal(C.got[0].host[0], "host.example.org");
+	assert_string_equal(C.got[0].host[1], "_spf.example.net");
+	assert_int_equal(C.got[1].status, DNS_OK);
+	assert_int_equal(C.got[1].n, 1);
+	assert_string_equal(C.got[1].host[0], "localhost");
+	assert_int_equal(C.got[2].status, DNS_BADNAME);
+	assert_int_equal(C.got[3].status, DNS_BADNAME);
+	assert_int_equal(C.fake.queries, 2);
+	/* the mapped address is the IPv4 one: the same name, from the cache */
+	CALL(dns_ptr(C.d, &m4, ptr_cb, &C.got[4]));
+	assert_int_equal(C.calls, 4);
+	run_until(5);
+	assert_int_equal(C.got[4].status, DNS_OK);
+	assert_string_equal(C.got[4].host[0], "host.example.org");
+	assert_int_equal(C.fake.queries, 2);
+	stats_are(3, 1);
+}
+
+/* SPF's a:/exists: targets: dns_addr_loose takes them, dns_addr does not. */
+static void test_loop_addr_loose(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	CALL(dns_addr_loose(C.d, "both._spf.example.org", AF_INET, addr_cb, &C.got[0]));
+	CALL(dns_addr(C.d, "both._spf.example.org", AF_INET, addr_cb, &C.got[1]));
+	CALL(dns_addr_loose(C.d, "both.1.2.0.192.in-addr._spf.example.com.", AF_UNSPEC, addr_cb,
+			    &C.got[2]));
+	CALL(dns_addr_loose(C.d, "a b.example", AF_INET, addr_cb, &C.got[3]));
+	CALL(dns_addr_loose(C.d, "both.example.org", 12345, addr_cb, &C.got[4]));
+	CALL(dns_addr_loose(C.d, "back\\slash.example", AF_INET, addr_cb, &C.got[5]));
+	CALL(dns_addr_loose(C.d, "a..b", AF_INET6, addr_cb, &C.got[6]));
+	CALL(dns_addr_loose(C.d, "nx.x_y.example", AF_INET6, addr_cb, &C.got[7]));
+	run_until(8);
+	assert_int_equal(C.got[0].status, DNS_OK);
+	assert_string_equal(C.got[0].addr[0], "127.0.0.2");
+	assert_int_equal(C.got[1].status, DNS_BADNAME);
+	assert_int_equal(C.got[2].status, DNS_OK);
+	assert_int_equal(C.got[2].n, 2);
+	assert_string_equal(C.got[2].addr[0], "::1");
+	for (int i = 3; i < 7; i++)
+		assert_int_equal(C.got[i].status, DNS_BADNAME);
+	assert_int_equal(C.got[7].status, DNS_NXDOMAIN);
+	assert_int_equal(C.fake.queries, 4);
+	stats_are(4, 0);	/* bad names are not counted */
+}
+
+/* A second identical lookup comes from the cache, still from the loop. */
+static void test_loop_cache_hit(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	CALL(dns_mx(C.d, "mx.example.org", mx_cb, &C.got[0]));
+	run_until(1);
+	assert_int_equal(C.got[0].ttl, 300);
+	CALL(dns_mx(C.d, "MX.Example.ORG.", mx_cb, &C.got[1]));	/* the same key */
+	assert_int_equal(C.calls, 1);	/* not from inside the call */
+	run_until(2);
+	assert_int_equal(C.got[1].status, DNS_OK);
+	assert_int_equal(C.got[1].n, 2);
+	assert_string_equal(C.got[1].host[0], "mx1.mx.example.org");
+	assert_true(C.got[1].ttl >= 299 && C.got[1].ttl <= 300);
+	assert_int_equal(C.fake.queries, 1);
+	stats_are(2, 1);
+
+	/* AF_UNSPEC keeps two entries, which single-family lookups use alone */
+	CALL(dns_addr(C.d, "both.example.org", AF_UNSPEC, addr_cb, &C.got[2]));
+	run_until(3);
+	assert_int_equal(C.fake.queries, 3);
+	CALL(dns_addr(C.d, "both.example.org", AF_INET, addr_cb, &C.got[3]));
+	CALL(dns_addr_loose(C.d, "both.example.org", AF_INET6, addr_cb, &C.got[4]));
+	CALL(dns_addr(C.d, "both.example.org", AF_UNSPEC, addr_cb, &C.got[5]));
+	assert_int_equal(C.calls, 3);
+	run_until(6);
+	assert_int_equal(C.fake.queries, 3);
+	assert_string_equal(C.got[3].addr[0], "127.0.0.2");
+	assert_string_equal(C.got[4].addr[0], "::1");
+	assert_int_equal(C.got[5].n, 2);
+	assert_string_equal(C.got[5].addr[0], "::1");	/* AAAA first, as from the wire */
+	assert_string_equal(C.got[5].addr[1], "127.0.0.2");
+	/* one half kept, the other asked: AAAA NODATA without an SOA is not kept */
+	CALL(dns_addr(C.d, "v4only.example.org", AF_INET, addr_cb, &C.got[6]));
+	run_until(7);
+	CALL(dns_addr(C.d, "v4only.example.org", AF_UNSPEC, addr_cb, &C.got[7]));
+	run_until(8);
+	assert_int_equal(C.got[7].status, DNS_OK);
+	assert_int_equal(C.got[7].n, 1);
+	assert_string_equal(C.got[7].addr[0], "127.0.0.3");
+	assert_int_equal(C.fake.queries, 5);
+	stats_are(11, 6);
+
+	/* TXT, and a hit whose callback starts the same lookup again */
+	got_reset();
+	CALL(dns_txt(C.d, "txt.example.org", txt_cb, &C.got[0]));
+	run_until(1);
+	C.then = lookup_in_callback;	/* asks mx.example.net */
+	CALL(dns_txt(C.d, "txt.example.org", txt_cb, &C.got[1]));
+	run_until(3);
+	assert_string_equal(C.got[1].text[0], "v=spf1 -all");
+	assert_int_equal(C.fake.queries, 7);
+}
+
+/* Kept for the TTL, by the loop's clock; TTL 0 is not kept at all. */
+static void test_loop_cache_expiry(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	C.fake.ttl = 1;
+	CALL(dns_txt(C.d, "txt.example.org", txt_cb, &C.got[0]));
+	run_until(1);
+	assert_int_equal(C.got[0].ttl, 1);
+	CALL(dns_txt(C.d, "txt.example.org", txt_cb, &C.got[1]));
+	run_until(2);
+	assert_int_equal(C.got[1].status, DNS_OK);
+	assert_int_equal(C.fake.queries, 1);
+	wait_ms(1100);
+	CALL(dns_txt(C.d, "txt.example.org", txt_cb, &C.got[2]));
+	run_until(3);
+	assert_int_equal(C.got[2].status, DNS_OK);
+	assert_int_equal(C.fake.queries, 2);
+
+	C.fake.ttl = 0;
+	CALL(dns_mx(C.d, "mx.example.org", mx_cb, &C.got[3]));
+	run_until(4);
+	CALL(dns_mx(C.d, "mx.example.org", mx_cb, &C.got[4]));
+	run_until(5);
+	assert_int_equal(C.got[4].status, DNS_OK);
+	assert_int_equal(C.fake.queries, 4);
+	stats_are(5, 1);
+}
+
+/* NXDOMAIN and NODATA kept for the SOA's negative TTL (RFC 2308 5), not without one. */
+static void test_loop_cache_negative(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	C.fake.soa_min = 1;	/* the SOA's TTL stays 300: MINIMUM decides */
+	CALL(dns_mx(C.d, "nxsoa.example.org", mx_cb, &C.got[0]));
+	CALL(dns_txt(C.d, "nodatasoa.example.org", txt_cb, &C.got[1]));
+	CALL(dns_mx(C.d, "nx.example.org", mx_cb, &C.got[2]));
+	run_until(3);
+	assert_int_equal(C.got[0].status, DNS_NXDOMAIN);
+	assert_int_equal(C.got[0].ttl, 1);
+	assert_int_equal(C.got[1].status, DNS_NODATA);
+	assert_int_equal(C.got[2].status, DNS_NXDOMAIN);
+	assert_int_equal(C.got[2].ttl, 0);
+	assert_int_equal(C.fake.queries, 3);
+	CALL(dns_mx(C.d, "nxsoa.example.org", mx_cb, &C.got[3]));
+	CALL(dns_txt(C.d, "nodatasoa.example.org", txt_cb, &C.got[4]));
+	CALL(dns_mx(C.d, "nx.example.org", mx_cb, &C.got[5]));
+	run_until(6);
+	assert_int_equal(C.got[3].status, DNS_NXDOMAIN);
+	assert_non_null(strstr(C.got[3].error, "NXDOMAIN"));
+	assert_int_equal(C.got[4].status, DNS_NODATA);
+	assert_int_equal(C.got[5].status, DNS_NXDOMAIN);
+	assert_int_equal(C.fake.queries, 4);	/* only nx, which had no SOA */
+	/* an NXDOMAIN kept for MX says nothing about TXT */
+	CALL(dns_txt(C.d, "nxsoa.example.org", txt_cb, &C.got[6]));
+	run_until(7);
+	assert_int_equal(C.fake.queries, 5);
+	wait_ms(1100);
+	CALL(dns_mx(C.d, "nxsoa.example.org", mx_cb, &C.got[7]));
+	run_until(8);
+	assert_int_equal(C.got[7].status, DNS_NXDOMAIN);
+	assert_int_equal(C.fake.queries, 6);
+	stats_are(8, 2);
+}
+
+/* SERVFAIL, REFUSED, timeouts and bad names are never kept. */
+static void test_loop_cache_no_tempfail(void **state)
+{
+	(void)state;
+	dns_up(NULL, 100, 1);
+	for (int round = 0; round < 2; round++) {
+		CALL(dns_mx(C.d, "servfail.example.org", mx_cb, &C.got[round * 4]));
+		CALL(dns_txt(C.d, "refused.example.org", txt_cb, &C.got[round * 4 + 1]));
+		CALL(dns_addr(C.d, "halftemp.example.org", AF_UNSPEC, addr_cb, &C.got[round * 4 + 2]));
+		CALL(dns_txt(C.d, "drop.example.org", txt_cb, &C.got[round * 4 + 3]));
+		run_until(round * 4 + 4);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(C.got[round * 4 + i].status, DNS_TEMPFAIL);
+	}
+	assert_int_equal(C.fake.queries, 10);
+	stats_are(10, 0);
+}
+
+/* At most max entries and max bytes, the least recently used going first. */
+static void test_loop_cache_lru(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	dns_set_cache(C.d, 3, DNS_CACHE_BYTES);
+	assert_int_equal(ask_a("both.1.example"), DNS_OK);
+	assert_int_equal(ask_a("both.2.example"), DNS_OK);
+	assert_int_equal(ask_a("both.3.example"), DNS_OK);	/* oldest first: 1 2 3 */
+	assert_int_equal(C.fake.queries, 3);
+	ask_a("both.1.example");	/* hit: 2 3 1 */
+	assert_int_equal(C.fake.queries, 3);
+	ask_a("both.4.example");	/* 2 goes: 3 1 4 */
+	ask_a("both.2.example");	/* miss, 3 goes: 1 4 2 */
+	assert_int_equal(C.fake.queries, 5);
+	ask_a("both.1.example");	/* hit: 4 2 1 */
+	ask_a("both.4.example");	/* hit: 2 1 4 */
+	assert_int_equal(C.fake.queries, 5);
+	ask_a("both.3.example");	/* miss, 2 goes: 1 4 3 */
+	assert_int_equal(C.fake.queries, 6);
+	stats_are(9, 3);
+
+	/* lowering the bound drops the oldest at once */
+	dns_set_cache(C.d, 1, DNS_CACHE_BYTES);
+	ask_a("both.3.example");
+	assert_int_equal(C.fake.queries, 6);
+	ask_a("both.4.example");
+	assert_int_equal(C.fake.queries, 7);
+
+	/*
+	 * The byte bound: an entry here is about 120 octets (bookkeeping,
+	 * "both.N.example", a 48-octet answer), so 200 hold one.
+	 */
+	dns_set_cache(C.d, 10, 200);
+	ask_a("both.1.example");
+	ask_a("both.2.example");
+	assert_int_equal(C.fake.queries, 9);
+	ask_a("both.2.example");
+	assert_int_equal(C.fake.queries, 9);
+	ask_a("both.1.example");
+	assert_int_equal(C.fake.queries, 10);
+	/* an answer bigger than the whole bound is not kept */
+	dns_set_cache(C.d, 10, 50);
+	ask_a("both.1.example");
+	ask_a("both.1.example");
+	assert_int_equal(C.fake.queries, 12);
+
+	/* off: every lookup is asked, and nothing was kept meanwhile */
+	dns_set_cache(C.d, 0, DNS_CACHE_BYTES);
+	ask_a("both.5.example");
+	ask_a("both.5.example");
+	assert_int_equal(C.fake.queries, 14);
+	dns_set_cache(C.d, DNS_CACHE_MAX + 100, DNS_CACHE_BYTES);	/* capped, and on again */
+	ask_a("both.5.example");
+	ask_a("both.5.example");
+	assert_int_equal(C.fake.queries, 15);
+}
+
+/* Kept answers are freed with the struct dns; a hit not yet delivered is cancelled. */
+static void test_loop_cache_freed(void **state)
+{
+	(void)state;
+	dns_up(NULL, 1000, 1);
+	for (int i = 0; i < 8; i++) {
+		char name[64];
+
+		snprintf(name, sizeof name, "both.%d.example", i);
+		CALL(dns_addr(C.d, name, AF_UNSPEC, addr_cb, &C.got[i]));
+	}
+	run_until(8);
+	got_reset();
+	CALL(dns_addr(C.d, "both.1.example", AF_UNSPEC, addr_cb, &C.got[0]));
+	stats_are(18, 2);
+	dns_close();	/* ASan's leak check sees any entry left behind */
+	assert_int_equal(C.calls_at_close, 1);
+	assert_int_equal(C.got[0].status, DNS_TEMPFAIL);
+	assert_string_equal(C.got[0].error, "cancelled");
+}
 
 /* ------------------------------------------------------------------ */
 /*
  * Probe mode, for tests/integration/test_dns.py: with TERN_DNS_PROBE set to
  * a space-separated list of lookups "mx:NAME", "txt:NAME", "a:NAME",
- * "aaaa:NAME", "addr:NAME" (AF_UNSPEC), all are started at once on one
- * struct dns (TERN_DNS_SERVERS, TERN_DNS_TIMEOUT_MS default 1000,
+ * "aaaa:NAME", "addr:NAME" (AF_UNSPEC), "loose:NAME" (dns_addr_loose,
+ * AF_UNSPEC), "ptr:IP" (an IPv4 or IPv6 address), all are started at once
+ * on one struct dns (TERN_DNS_SERVERS, TERN_DNS_TIMEOUT_MS default 1000,
  * TERN_DNS_TRIES default 2) and one JSON line per lookup is printed, in the
- * order given: {"q","name","status","error","ms","n","truncated", and
- * "mx" [[pref,host]...] + "null_mx", or "addr" [text...], or "txt" [text...]}.
+ * order given: {"q","name","status","error","ms","n","truncated","ttl", and
+ * "mx" [[pref,host]...] + "null_mx", or "addr" [text...], or "txt" [text...],
+ * or "ptr" [name...]}.
  * A callback run from inside a dns_* call makes the probe exit 3.
  */
 
@@ -1688,7 +2528,7 @@ static void json_str(struct buf *b, const char *s, size_t len)
 }
 
 static void probe_head(struct probe_q *q, enum dns_status st, const char *error, size_t n,
-		       bool truncated)
+		       bool truncated, uint32_t ttl)
 {
 	if (P.in_call)
 		exit(3);
@@ -1697,9 +2537,9 @@ static void probe_head(struct probe_q *q, enum dns_status st, const char *error,
 	json_str(&q->line, q->name, strlen(q->name));
 	buf_printf(&q->line, ",\"status\":\"%s\",\"error\":", dns_status_name(st));
 	json_str(&q->line, error, strlen(error));
-	buf_printf(&q->line, ",\"ms\":%llu,\"n\":%zu,\"truncated\":%s",
+	buf_printf(&q->line, ",\"ms\":%llu,\"n\":%zu,\"truncated\":%s,\"ttl\":%lu",
 		   (unsigned long long)(uv_hrtime() / 1000000 - q->t0), n,
-		   truncated ? "true" : "false");
+		   truncated ? "true" : "false", (unsigned long)ttl);
 }
 
 static void probe_tail(struct probe_q *q)
@@ -1713,7 +2553,7 @@ static void probe_mx(void *arg, const struct dns_mx_result *r)
 {
 	struct probe_q *q = arg;
 
-	probe_head(q, r->status, r->error, r->n, r->truncated);
+	probe_head(q, r->status, r->error, r->n, r->truncated, r->ttl);
 	buf_printf(&q->line, ",\"null_mx\":%s,\"mx\":[", r->null_mx ? "true" : "false");
 	for (size_t i = 0; i < r->n; i++) {
 		buf_printf(&q->line, "%s[%u,", i ? "," : "", r->mx[i].pref);
@@ -1729,7 +2569,7 @@ static void probe_addr(void *arg, const struct dns_addr_result *r)
 	struct probe_q *q = arg;
 	char text[INET6_ADDRSTRLEN];
 
-	probe_head(q, r->status, r->error, r->n, r->truncated);
+	probe_head(q, r->status, r->error, r->n, r->truncated, r->ttl);
 	buf_printf(&q->line, ",\"addr\":[");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct sockaddr_storage *ss = &r->addr[i];
@@ -1750,7 +2590,7 @@ static void probe_txt(void *arg, const struct dns_txt_result *r)
 {
 	struct probe_q *q = arg;
 
-	probe_head(q, r->status, r->error, r->n, r->truncated);
+	probe_head(q, r->status, r->error, r->n, r->truncated, r->ttl);
 	buf_printf(&q->line, ",\"txt\":[");
 	for (size_t i = 0; i < r->n; i++) {
 		if (i > 0)
@@ -1759,6 +2599,34 @@ static void probe_txt(void *arg, const struct dns_txt_result *r)
 	}
 	buf_append(&q->line, "]", 1);
 	probe_tail(q);
+}
+
+static void probe_ptr(void *arg, const struct dns_ptr_result *r)
+{
+	struct probe_q *q = arg;
+
+	probe_head(q, r->status, r->error, r->n, r->truncated, r->ttl);
+	buf_printf(&q->line, ",\"ptr\":[");
+	for (size_t i = 0; i < r->n; i++) {
+		if (i > 0)
+			buf_append(&q->line, ",", 1);
+		json_str(&q->line, r->names[i], strlen(r->names[i]));
+	}
+	buf_append(&q->line, "]", 1);
+	probe_tail(q);
+}
+
+/* "ptr:IP": an address that does not parse is asked as AF_UNSPEC, i.e. DNS_BADNAME. */
+static int probe_ptr_start(struct probe_q *q)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, q->name, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, q->name, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	return dns_ptr(P.d, &ss, probe_ptr, q);
 }
 
 static int probe(const char *spec)
@@ -1807,6 +2675,10 @@ static int probe(const char *spec)
 			rc = dns_addr(P.d, q->name, AF_INET6, probe_addr, q);
 		else if (strcmp(q->kind, "addr") == 0)
 			rc = dns_addr(P.d, q->name, AF_UNSPEC, probe_addr, q);
+		else if (strcmp(q->kind, "loose") == 0)
+			rc = dns_addr_loose(P.d, q->name, AF_UNSPEC, probe_addr, q);
+		else if (strcmp(q->kind, "ptr") == 0)
+			rc = probe_ptr_start(q);
 		else
 			rc = -1;
 		P.in_call = false;
@@ -1858,6 +2730,13 @@ int main(void)
 		cmocka_unit_test(test_addr),
 		cmocka_unit_test(test_hostname_valid),
 		cmocka_unit_test(test_status_names),
+		cmocka_unit_test(test_ptr),
+		cmocka_unit_test(test_ptr_cname),
+		cmocka_unit_test(test_ptr_malformed),
+		cmocka_unit_test(test_ptr_cap),
+		cmocka_unit_test(test_ptr_name),
+		cmocka_unit_test(test_ttl),
+		cmocka_unit_test(test_name_loose_valid),
 		cmocka_unit_test_setup_teardown(test_loop_mx, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_servfail, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_timeout, loop_setup, loop_teardown),
@@ -1870,6 +2749,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loop_failover, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_unreachable, loop_setup, loop_teardown),
 		cmocka_unit_test_setup_teardown(test_dns_new, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_ptr, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_addr_loose, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_hit, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_expiry, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_negative, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_no_tempfail, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_lru, loop_setup, loop_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_cache_freed, loop_setup, loop_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
