@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -684,9 +683,3 @@ def test_dkimpy_l_tag(tmp_path):
     sigs = verify(tmp_path, appended, keys)
     assert results(sigs) == ["pass/ok"] and sigs[0]["unsigned"] > 0
     assert dkim.verify(appended, dnsfunc=dnsfunc(keys))   # dkimpy agrees it still verifies
-
-
-def test_opendkim_tools():
-    if not (shutil.which("opendkim-testmsg") and shutil.which("opendkim-testkey")):
-        pytest.skip("opendkim-tools not installed (optional oracle)")
-    pytest.skip("opendkim-testmsg needs a resolver for its key lookups; no offline mode is wired here")
