@@ -19,9 +19,9 @@ PYTEST   ?= /usr/bin/python3 -m pytest
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
 CSTD     := -std=c11 -D_GNU_SOURCE
-PKGS     := libuv libcares openssl
+PKGS     := libuv libcares openssl libpsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lcares -lssl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lcares -lssl -lcrypto -lpsl)
 LIBS     := $(PKG_LIBS) -lcrypt -lpthread
 
 CFLAGS_REL  := $(CSTD) $(WARN) -O2 -g $(PKG_CFLAGS)
@@ -70,7 +70,8 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(TST)/ternd $(TST)/tern $(TST)/unit/test_dovecot_client $(TST)/unit/test_dns \
-             $(TST)/dsn_sample $(TST)/smtpc_probe $(TST)/spf_suite $(TST)/dkim_tool
+             $(TST)/dsn_sample $(TST)/smtpc_probe $(TST)/spf_suite $(TST)/dkim_tool \
+             $(TST)/dmarc_tool
 	TERND=$(CURDIR)/$(TST)/ternd TERN=$(CURDIR)/$(TST)/tern $(PYTEST) -q -n auto --dist loadfile tests/integration
 
 $(REL)/%.o: src/%.c $(HDRS)
@@ -112,6 +113,11 @@ $(TST)/dsn_sample: tests/unit/dsn_sample.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
+# DMARC evaluation against an in-memory zone, for tests/integration/test_dmarc_cases.py.
+$(TST)/dmarc_tool: tests/unit/dmarc_tool.c $(TST)/libtern.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
+
 # The SMTP/LMTP client from the command line, for tests/integration/test_smtp_client.py.
 $(TST)/smtpc_probe: tests/unit/smtpc_probe.c $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -120,7 +126,8 @@ $(TST)/smtpc_probe: tests/unit/smtpc_probe.c $(TST)/libtern.a $(HDRS)
 # Fuzz targets: clang, libFuzzer, ASan+UBSan; only the pure parsers are linked.
 FUZZ_LIB_SRC := $(wildcard src/lib/buf.c src/lib/log.c src/proto/*.c src/conf/*.c) src/spool/qfile.c \
                 src/dns/dns_parse.c src/mailauth/spf.c src/mailauth/spf_macro.c \
-                src/mailauth/dkim.c src/mailauth/dkim_canon.c
+                src/mailauth/dkim.c src/mailauth/dkim_canon.c \
+                $(wildcard src/mailauth/dmarc.c src/mailauth/authres.c)
 FUZZ_CFLAGS  := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c fuzz/fuzz_check.h $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)

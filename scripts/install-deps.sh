@@ -7,7 +7,8 @@ PKGS="build-essential clang pkg-config libuv1-dev libc-ares-dev libssl-dev
 libcrypt-dev libcmocka-dev python3 python3-pytest swaks openssl iproute2
 util-linux procps strace curl msmtp testssl.sh dovecot-core dovecot-lmtpd
 dovecot-imapd python3-dnslib python3-aiosmtpd python3-yaml python3-cryptography
-python3-dkim python3-pytest-xdist"
+python3-dkim python3-pytest-xdist libpsl-dev publicsuffix python3-authres
+opendkim-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

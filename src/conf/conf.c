@@ -2,7 +2,9 @@
 #include "conf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -467,6 +469,11 @@ static int set_scalar(struct ctx *x, char *tok)
 	case K_STR:
 		if (n == 0)
 			return fail(x, "empty value (usage: %s %s)", k->name, k->syntax);
+		/* The one string that becomes part of a path under each mailbox. */
+		if (k->off == offsetof(struct conf, quarantine_folder) && strcmp(tok, "none") != 0 &&
+		    !conf_folder_valid(tok, n))
+			return fail(x, SHOWFMT " is not a folder name: use 1-%d letters, digits, '-' or '_', or none",
+				    SHOW(tok), CONF_FOLDER_MAX);
 		break;
 	default:
 		return set_number(x, tok);
@@ -936,6 +943,8 @@ static int set_addrs(struct ctx *x)
 	field[0] = '\0';
 	if (need(x, &tok) < 0)
 		return -1;
+	if (strcmp(tok, "none") == 0)	/* the empty list, e.g. to undo a default */
+		return end(x);
 	do {
 		char addr[64], *slash;
 		unsigned char bin[16];
@@ -1131,6 +1140,7 @@ void conf_defaults(struct conf *c)
 	memcpy(c->domains[0], "localhost", sizeof "localhost");
 	c->ndomains = 1;
 	c->auth_mechs = AUTH_MECH_PLAIN | AUTH_MECH_LOGIN | AUTH_MECH_SCRAM_SHA256;
+	snprintf(c->mail_auth_ignore, sizeof c->mail_auth_ignore, "127.0.0.0/8 ::1");
 	for (i = 0; i < sizeof default_listeners / sizeof default_listeners[0]; i++)
 		c->listeners[i] = (struct listener_conf){
 			.port = default_listeners[i].port,
@@ -1343,7 +1353,19 @@ int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen)
 	for (i = 0; i < c->ndkim_sign; i++)
 		if (load_dkim_key(&x, &c->dkim_sign[i]) < 0)
 			return -1;
+	if (c->authserv_id[0] == '\0')
+		memcpy(c->authserv_id, c->hostname, strlen(c->hostname) + 1);
 	return 0;
+}
+
+bool conf_folder_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > CONF_FOLDER_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+			return false;
+	return true;
 }
 
 /* The struct owns no memory; only the DKIM keys' text is wiped. */

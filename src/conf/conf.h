@@ -52,6 +52,7 @@
 #define CONF_MAX_DOMAINS 64
 #define CONF_NAME_MAX 256
 #define CONF_PATH_MAX 1024
+#define CONF_FOLDER_MAX 64
 #define CONF_MAX_SNI 16
 
 /* What a port is for (DESIGN.md, "The four ports"). */
@@ -228,6 +229,17 @@ struct conf {
 	size_t ntls_sni;
 	char tls_min_version[8];	/* "1.2" or "1.3" */
 	char log_level[16];		/* debug, info, warn */
+
+	/* SPF, DKIM and DMARC on mx listeners (smtp/msgauth.h) */
+	unsigned mail_auth;		/* 0 off, 1 on */
+	char mail_auth_ignore[CONF_PATH_MAX]; /* clients not checked: "ADDR[/LEN] ..." */
+	char authserv_id[CONF_NAME_MAX]; /* RFC 8601 2.5; "" until conf_finish: hostname */
+	unsigned spf_reject;		/* 0 off, 1: SPF fail refused at MAIL FROM */
+	unsigned dmarc_reject;		/* 0: p=reject quarantines, 1: refused after DATA */
+	char quarantine_folder[CONF_FOLDER_MAX + 1]; /* "none": the inbox */
+	unsigned mail_auth_tempfail;	/* 0 accept (marked temperror), 1 defer (451) */
+	uint32_t mail_auth_timeout;	/* seconds, all the checks of one message */
+	char public_suffix_list[CONF_PATH_MAX];
 };
 
 void conf_defaults(struct conf *c);
@@ -242,6 +254,9 @@ const char *conf_role_name(enum listener_role r);
 const char *conf_tls_name(enum listener_tls t);
 const char *conf_auth_name(enum listener_auth a);
 bool conf_is_local_domain(const struct conf *c, const char *domain);
+/* A Maildir folder name tern writes: 1-CONF_FOLDER_MAX letters, digits, '-'
+ * or '_' (no dots, no slashes: one Maildir++ level inside the inbox). */
+bool conf_folder_valid(const char *name, size_t len);
 
 /* Print every keyword with its default and documentation line. */
 void conf_print_knobs(FILE *out);

@@ -72,13 +72,12 @@ static void resolve_user(struct daemon *d)
 /* The children write the spool and the Maildirs as the unprivileged user. */
 static void own_data_dir(const struct daemon *d)
 {
-	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/hold", "spool/corrupt", "mail" };
 	char p[CONF_PATH_MAX + 32];
 
 	if (!d->drop)
 		return;
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		snprintf(p, sizeof p, "%s/%s", d->conf.data_dir, dirs[i]);
+	for (size_t i = 0; i < SPOOL_NDIRS; i++) {
+		snprintf(p, sizeof p, "%s/%s", d->conf.data_dir, spool_data_dirs[i]);
 		if (chown(p, d->uid, d->gid) < 0)
 			fatal("event=start-failed error=\"chown %s: %s\"", p, strerror(errno));
 	}

@@ -1,12 +1,17 @@
 /* worker.c - a worker process: SMTP sessions on its own event loop; and the queue process. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "../dns/dns.h"
 #include "../lib/log.h"
 #include "../lib/tls.h"
+#include "../mailauth/dmarc.h"
 #include "../smtp/session.h"
 #include "../spool/sched.h"
 #include "daemon.h"
@@ -92,6 +97,41 @@ static void setup_loop(uv_loop_t *loop)
 	uv_timer_init(loop, &grace);
 }
 
+static bool has_mx_listener(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].role == ROLE_MX)
+			return true;
+	return false;
+}
+
+/*
+ * What the port 25 checks need (smtp/msgauth.h): a resolver on this loop,
+ * the Public Suffix List, the aggregate report file. Without a resolver
+ * the checks are off (said once, here); without the list DMARC is.
+ */
+static void mailauth_setup(struct worker *w, const struct conf *c)
+{
+	char err[256], path[CONF_PATH_MAX + 32];
+
+	w->dmarc_fd = -1;
+	if (!c->mail_auth || !has_mx_listener(c))
+		return;
+	w->dns = dns_new(w->loop, c->dns_server, c->dns_timeout_ms, 2, err, sizeof err);
+	if (w->dns == NULL) {
+		log_event(LOG_WARN, "event=mailauth-off error=\"%s\" hint=\"check dns_server\"", err);
+		return;
+	}
+	w->psl = dmarc_psl_load(c->public_suffix_list, err, sizeof err);
+	if (w->psl == NULL)
+		log_event(LOG_WARN, "event=dmarc-off error=\"%s\" hint=\"apt-get install publicsuffix, or set public_suffix_list\"",
+			  err);
+	snprintf(path, sizeof path, "%s/dmarc/records.jsonl", c->data_dir);
+	w->dmarc_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (w->dmarc_fd < 0)
+		log_event(LOG_WARN, "event=dmarc-records-off path=%s error=\"%s\"", path, strerror(errno));
+}
+
 void worker_main(struct daemon *d, unsigned index, unsigned slot)
 {
 	uv_loop_t *loop = uv_default_loop();
@@ -113,6 +153,7 @@ void worker_main(struct daemon *d, unsigned index, unsigned slot)
 	the_worker.on_idle = on_idle;
 	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, slot) < 0)
 		fatal("event=spool-init-failed dir=%s", d->conf.data_dir);
+	mailauth_setup(&the_worker, &d->conf);
 	handles = calloc(d->nsocks, sizeof *handles);
 	if (handles == NULL)
 		fatal("event=out-of-memory");

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../conf/conf.h"
 #include "../lib/dirsync.h"
 
 static int put_safe(char *out, size_t cap, size_t *o, const char *s)
@@ -54,6 +55,23 @@ int maildir_path(const char *tmpl, const char *local, const char *domain,
 		out[o++] = *p;
 	}
 	out[o] = '\0';
+	return 0;
+}
+
+int maildir_subfolder(char *path, size_t cap, struct slice folder)
+{
+	size_t o = strlen(path);
+
+	if (folder.len == 0)
+		return 0;
+	/* Maildir++: a subfolder is a Maildir named "." + name inside the
+	 * inbox; Dovecot and Courier list it as that folder. */
+	if (!conf_folder_valid((const char *)folder.p, folder.len) || o + 2 + folder.len >= cap)
+		return -1;
+	path[o++] = '/';
+	path[o++] = '.';
+	memcpy(path + o, folder.p, folder.len);
+	path[o + folder.len] = '\0';
 	return 0;
 }
 

@@ -6,6 +6,7 @@
  *	r = maildir_deliver(path, &msg, new_dir, sizeof new_dir, err, sizeof err);
  *
  * DESCRIPTION
+ *	maildir_subfolder(path, sizeof path, env.folder);	 quarantine: .Junk
  *	maildir_path expands %d (domain), %u (local part) and %% in the
  *	`deliver maildir` template. Both parts are lower-cased and every
  *	octet outside [a-z0-9._+=-] is written as %XX, and a leading '.' too,
@@ -51,6 +52,10 @@ struct maildir_msg {
 
 int maildir_path(const char *tmpl, const char *local, const char *domain,
 		 char *out, size_t cap);
+/* Append the Maildir++ subfolder "/.<folder>" to path (nothing when folder
+ * is empty); -1 when the name is not valid (conf_folder_valid) or the
+ * result does not fit. */
+int maildir_subfolder(char *path, size_t cap, struct slice folder);
 int maildir_deliver(const char *maildir, const struct maildir_msg *m,
 		    char *new_dir, size_t new_dir_cap, bool *permanent,
 		    char *err, size_t errlen);

@@ -123,14 +123,12 @@
  *	during the call; results are copied before spf_answer_* returns. A
  *	provider function must not call spf_free().
  *
- *	Plugging dns.c in, three things to know (dns.h as of this module):
- *	dns_addr accepts only LDH host names, so exists:%{i}._spf.example.com
- *	or a:_spf.example.com would come back DNS_BADNAME (no match): SPF needs
- *	an address lookup with dns_txt's looser name rule. dns_mx skips
- *	non-LDH exchanges and merges duplicate hosts, so the 10-MX limit counts
- *	distinct usable hosts rather than records. dns.h has no PTR lookup yet:
- *	until dns_ptr exists, a provider's ptr returns -1 (ptr never matches,
- *	%{p} is "unknown").
+ *	Plugging dns.c in (smtp/msgauth.c does): dns_txt, dns_mx and
+ *	dns_addr_loose answer directly (dns_addr_loose, not dns_addr: SPF's
+ *	names such as _spf.example.com or %{i}-made ones are not LDH), and
+ *	dns_ptr through a three-line adapter to spf_answer_ptr. dns_mx skips
+ *	non-LDH exchanges and merges duplicate hosts, so the 10-MX limit
+ *	counts distinct usable hosts rather than records.
  *
  * CALLBACKS
  *	done runs exactly once per spf_start(), unless spf_free() ran first:

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "../lib/log.h"
+#include "msgauth.h"
 #include "session.h"
 
 static const struct smtp_reply r_need_mail = { 503, "5.5.1", "Send MAIL first" };
@@ -142,8 +143,10 @@ static void on_committed(void *arg, int err)
 		if (s->state != SESS_CLOSING)
 			session_reply(s, &r_storage);
 	} else {
-		log_event(LOG_INFO, "event=queued session=%s qid=%s size=%llu nrcpt=%u", s->id,
-			  t->msg.qid, (unsigned long long)size, t->nrcpts);
+		log_event(LOG_INFO, "event=queued session=%s qid=%s size=%llu nrcpt=%u%s", s->id,
+			  t->msg.qid, (unsigned long long)size, t->nrcpts, t->auth_summary);
+		if (t->ma != NULL)
+			msgauth_record(t->ma);
 		s->messages++;
 		if (s->state != SESS_CLOSING)
 			session_replyf(s, 250, "2.0.0", "Ok: queued as %s", t->msg.qid);
@@ -162,7 +165,7 @@ static void on_committed(void *arg, int err)
 }
 
 /* The whole message is in the file: make it durable, answer when it is. */
-static void commit(struct session *s)
+static void durable(struct session *s)
 {
 	struct transaction *t = &s->tx;
 
@@ -177,6 +180,49 @@ static void commit(struct session *s)
 	s->state = SESS_WAIT;
 	session_ref(s);
 	spool_msg_commit(&t->msg, on_committed, s);
+}
+
+/* The checks are done (msgauth.h): refuse, or store what they found. */
+static void on_verdict(struct session *s, const struct msgauth_verdict *v)
+{
+	struct transaction *t = &s->tx;
+
+	if (s->state == SESS_CLOSING) {
+		session_unref(s);	/* session_close dropped the unfinished message */
+		return;
+	}
+	s->state = SESS_COMMAND;
+	snprintf(t->auth_summary, sizeof t->auth_summary, " %s", v->summary);
+	if (v->action == MSGAUTH_REJECT || v->action == MSGAUTH_DEFER) {
+		session_log(s, "data-refused", "reason=mailauth code=%d enh=%s %s", v->code, v->enh, v->summary);
+		session_replyf(s, v->code, v->enh, "%s", v->text);
+		session_tx_reset(s);
+	} else {
+		spool_msg_trailer(&t->msg, QR_PREPEND, v->prepend->data, v->prepend->len);
+		if (v->folder != NULL)
+			spool_msg_trailer(&t->msg, QR_FOLDER, v->folder, strlen(v->folder));
+		durable(s);
+	}
+	if (s->state == SESS_COMMAND) {
+		session_restart_timer(s);
+		session_process(s);
+	}
+	session_unref(s);
+}
+
+static void commit(struct session *s)
+{
+	struct transaction *t = &s->tx;
+
+	if (t->ma == NULL || t->msg.err != 0) {
+		durable(s);
+		return;
+	}
+	/* SPF, DKIM keys and DMARC records may still be on their way: the
+	 * client waits for its answer, other sessions do not. */
+	s->state = SESS_WAIT;
+	session_ref(s);
+	msgauth_finish(t->ma, &t->msg, on_verdict);
 }
 
 void cmd_data(struct session *s, const struct smtp_cmd *c)
@@ -200,11 +246,22 @@ void cmd_data(struct session *s, const struct smtp_cmd *c)
 	session_flush(s);
 }
 
+/* Message octets to the spool, through the checks when they run. */
+static void to_spool(struct session *s, const uint8_t *p, size_t n)
+{
+	struct transaction *t = &s->tx;
+
+	if (t->ma != NULL)
+		msgauth_write(t->ma, &t->msg, p, n);
+	else
+		spool_msg_write(&t->msg, p, n);
+}
+
 static void drain_to_spool(struct session *s)
 {
 	struct transaction *t = &s->tx;
 
-	spool_msg_write(&t->msg, t->dbuf.data, t->dbuf.len);
+	to_spool(s, t->dbuf.data, t->dbuf.len);
 	buf_reset(&t->dbuf);
 }
 
@@ -293,7 +350,7 @@ size_t bdat_input(struct session *s, const uint8_t *p, size_t n)
 	size_t k = n < t->bdat_left ? n : (size_t)t->bdat_left;
 
 	if (!t->bdat_refused && k > 0)
-		spool_msg_write(&t->msg, p, k);
+		to_spool(s, p, k);
 	t->bdat_left -= k;
 	if (t->bdat_left > 0)
 		return k;

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "../lib/log.h"
+#include "msgauth.h"
 #include "session.h"
 
 static const struct smtp_reply r_nested = { 503, "5.5.1", "Nested MAIL command: send RSET first" };
@@ -76,12 +77,56 @@ static void set_submitter(struct session *s, struct transaction *t)
 		addr_format(&mb, t->submitter, sizeof t->submitter);
 }
 
+/* MAIL FROM is accepted: the transaction begins. */
+static void mail_accept(struct session *s)
+{
+	struct transaction *t = &s->tx;
+	char addr[ADDR_PATH_MAX + 8];
+	struct buf b;
+
+	t->active = true;
+	if (log_enabled(LOG_INFO)) {
+		addr_format(&t->from, addr, sizeof addr);
+		buf_init(&b, 2048);
+		buf_printf(&b, "event=mail session=%s", s->id);
+		log_kv_escaped(&b, "from", addr, strlen(addr));
+		if (s->auth_user[0] != '\0') {
+			log_kv_escaped(&b, "auth", s->auth_user, strlen(s->auth_user));
+			log_kv_escaped(&b, "submitter", t->submitter, strlen(t->submitter));
+		}
+		if (t->mp.has_size)
+			buf_printf(&b, " size=%llu", (unsigned long long)t->mp.size);
+		buf_printf(&b, " body=%s smtputf8=%s", t->mp.body == BODY_8BITMIME ? "8bitmime" :
+			   t->mp.body == BODY_BINARYMIME ? "binarymime" : "7bit",
+			   t->mp.smtputf8 ? "yes" : "no");
+		log_buf(LOG_INFO, &b);
+		buf_free(&b);
+	}
+	session_reply(s, &r_ok);
+}
+
+/* SPF answered for a MAIL FROM that waited (msgauth_mail_wait). */
+static void on_spf_answer(struct session *s, const struct smtp_reply *refusal)
+{
+	if (s->state != SESS_CLOSING) {
+		s->state = SESS_COMMAND;
+		if (refusal != NULL) {
+			session_log(s, "mail-refused", "reason=spf code=%d enh=%s", refusal->code, refusal->enh);
+			session_reply(s, refusal);
+			session_tx_reset(s);
+		} else {
+			mail_accept(s);
+		}
+		session_restart_timer(s);
+		session_process(s);
+	}
+	session_unref(s);
+}
+
 void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
 	const struct smtp_reply *rep;
 	struct transaction *t = &s->tx;
-	char addr[ADDR_PATH_MAX + 8];
-	struct buf b;
 
 	if (t->active) {
 		session_error(s, &r_nested);
@@ -111,23 +156,17 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	set_submitter(s, t);
-	t->active = true;
-	if (log_enabled(LOG_INFO)) {
-		addr_format(&t->from, addr, sizeof addr);
-		buf_init(&b, 2048);
-		buf_printf(&b, "event=mail session=%s", s->id);
-		log_kv_escaped(&b, "from", addr, strlen(addr));
-		if (s->auth_user[0] != '\0') {
-			log_kv_escaped(&b, "auth", s->auth_user, strlen(s->auth_user));
-			log_kv_escaped(&b, "submitter", t->submitter, strlen(t->submitter));
+	if (msgauth_applies(s)) {
+		t->ma = msgauth_new(s);
+		if (t->ma == NULL)
+			session_log(s, "mailauth-skipped", "error=\"out of memory\"");
+		else if (msgauth_mail_wait(t->ma, on_spf_answer)) {
+			/* SPF may refuse MAIL (spf_reject, mail_auth_tempfail):
+			 * what the client pipelined waits in the buffer. */
+			s->state = SESS_WAIT;
+			session_ref(s);
+			return;
 		}
-		if (t->mp.has_size)
-			buf_printf(&b, " size=%llu", (unsigned long long)t->mp.size);
-		buf_printf(&b, " body=%s smtputf8=%s", t->mp.body == BODY_8BITMIME ? "8bitmime" :
-			   t->mp.body == BODY_BINARYMIME ? "binarymime" : "7bit",
-			   t->mp.smtputf8 ? "yes" : "no");
-		log_buf(LOG_INFO, &b);
-		buf_free(&b);
 	}
-	session_reply(s, &r_ok);
+	mail_accept(s);
 }

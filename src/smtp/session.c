@@ -11,6 +11,7 @@
 
 #include "../lib/log.h"
 #include "../lib/tls.h"
+#include "msgauth.h"
 
 /*
  * The command table: preconditions as data. `needs_helo` commands get
@@ -101,6 +102,7 @@ void session_unref(struct session *s)
 	buf_free(&s->out);
 	buf_free(&s->wbuf);
 	free(s->tx.rcpts);
+	msgauth_free(s->tx.ma);
 	buf_free(&s->tx.dbuf);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -867,6 +869,7 @@ void session_tx_reset(struct session *s)
 
 	if (t->spooling)
 		spool_msg_abort(&t->msg);
+	msgauth_free(t->ma);
 	free(t->rcpts);
 	buf_free(&t->dbuf);
 	memset(t, 0, sizeof *t);

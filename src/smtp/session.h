@@ -66,6 +66,9 @@ struct worker {
 	unsigned auth_inflight;		/* password checks on the thread pool */
 	uint8_t auth_secret[32];	/* same in every worker: SCRAM fake salts */
 	struct spool spool;
+	struct dns *dns;		/* SPF, DKIM, DMARC lookups; NULL: mail_auth off */
+	struct dmarc_psl *psl;		/* NULL: DMARC not evaluated (logged at start) */
+	int dmarc_fd;			/* DATA_DIR/dmarc/records.jsonl, or -1 */
 	unsigned index;
 	unsigned nsessions;
 	uint64_t next_session;
@@ -97,6 +100,9 @@ enum auth_step {
 };
 
 struct auth_exchange;	/* cmd_auth.c: state of a multi-step mechanism */
+struct msgauth;		/* msgauth.h: SPF, DKIM, DMARC of the transaction */
+struct dns;
+struct dmarc_psl;
 
 struct rcpt {
 	struct mailbox mb;
@@ -111,6 +117,8 @@ struct transaction {
 	struct rcpt *rcpts;		/* malloc'd, nrcpts used */
 	unsigned nrcpts;
 	unsigned rcpt_attempts;		/* RCPT commands, accepted or not */
+	struct msgauth *ma;		/* mx listeners: the checks, or NULL */
+	char auth_summary[168];		/* " spf=... dkim=... dmarc=..." for the log, or "" */
 	/* message in progress */
 	bool spooling;			/* spool file open */
 	struct spool_msg msg;

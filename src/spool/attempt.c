@@ -238,7 +238,8 @@ static void deliver_maildir(struct attempt *a, size_t i, char *dir, size_t dirca
 		return;
 	}
 	snprintf(local, sizeof local, "%.*s", (int)(at - r->addr), r->addr);
-	if (maildir_path(cf->maildir, local, at + 1, path, sizeof path) < 0) {
+	if (maildir_path(cf->maildir, local, at + 1, path, sizeof path) < 0 ||
+	    maildir_subfolder(path, sizeof path, a->env.folder) < 0) {
 		r->st = R_FAILED;
 		snprintf(r->enh, sizeof r->enh, "5.3.5");
 		snprintf(r->text, sizeof r->text, "maildir path too long");

@@ -113,6 +113,8 @@ int qfile_parse(const uint8_t *data, size_t len, struct qenv *env)
 		case QR_BODY: env->body = (struct slice){ v, n }; break;
 		case QR_CLIENT: env->client = (struct slice){ v, n }; break;
 		case QR_AUTH: env->auth = (struct slice){ v, n }; break;
+		case QR_PREPEND: env->prepend = (struct slice){ v, n }; break;
+		case QR_FOLDER: env->folder = (struct slice){ v, n }; break;
 		case QR_SMTPUTF8: env->smtputf8 = true; break;
 		case QR_TIME:
 			for (uint32_t i = 0; i < n; i++) {
@@ -152,6 +154,7 @@ int qfile_parse(const uint8_t *data, size_t len, struct qenv *env)
 	env->error = "no queue id or no recipient";
 	if (env->id.len == 0 || env->id.len > QID_MAX || env->nrcpts == 0)
 		goto fail;
+	env->msg_size += env->prepend.len;
 	env->error = NULL;
 	return 0;
 fail:
@@ -172,13 +175,15 @@ int qfile_each_chunk(const uint8_t *data, size_t len, const struct qenv *env,
 		     int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg)
 {
 	size_t off = env->first_msg;
+	int r;
 
+	if (env->prepend.len > 0 && (r = fn(arg, env->prepend.p, env->prepend.len)) != 0)
+		return r;
 	if (off == 0)
 		return 0;
 	/* The file was validated by qfile_parse: every header is in bounds. */
 	while (off + QFILE_REC_HDR <= len) {
 		uint32_t n = get_be32(data + off + 1);
-		int r;
 
 		if (data[off] == QR_MSG && (r = fn(arg, data + off + QFILE_REC_HDR, n)) != 0)
 			return r;

@@ -16,7 +16,13 @@
  *	is never delivered.
  *
  *	Envelope records come first, then the message in MSG records (any
- *	number of chunks, concatenated in order). A recipient record holds
+ *	number of chunks, concatenated in order). PREPEND and FOLDER may
+ *	follow the MSG records, because what they say (the Authentication-
+ *	Results of the checks that ran while the message streamed to disk)
+ *	is known only at its end: PREPEND holds complete header fields that
+ *	every reader of the message sees in front of it (qfile_each_chunk
+ *	yields it first, and msg_size counts it); FOLDER names the Maildir
+ *	folder a local delivery goes to. A recipient record holds
  *	notify bits (1 octet), the ORCPT length (2 octets) and value, then the
  *	address. Unknown record types are refused by the reader, so a newer
  *	format is never half-understood.
@@ -48,6 +54,8 @@ enum qrec_type {
 	QR_CLIENT = 'C',    /* client address, for logs and bounces */
 	QR_AUTH = 'A',	    /* RFC 4954 5 submitter of an authenticated client, or "<>" */
 	QR_MSG = 'M',	    /* a chunk of the message */
+	QR_PREPEND = 'P',   /* header fields put in front of the message (after the MSG records) */
+	QR_FOLDER = 'F',    /* Maildir folder chosen at acceptance (quarantine), e.g. "Junk" */
 	QR_END = 'E',	    /* 8 octets: message size; must be last */
 };
 
@@ -66,11 +74,13 @@ struct qenv {
 	struct slice body;
 	struct slice client;
 	struct slice auth;   /* empty: not submitted by an authenticated client */
+	struct slice prepend; /* header fields in front of the message, or empty */
+	struct slice folder; /* Maildir folder, or empty: the inbox */
 	uint64_t arrival;
 	bool smtputf8;
 	struct qrcpt *rcpts; /* malloc'd by qfile_parse, free with qfile_env_free */
 	size_t nrcpts;
-	uint64_t msg_size;
+	uint64_t msg_size;  /* the message as delivered: prepend and MSG records */
 	size_t first_msg; /* offset of the first MSG record header */
 	const char *error;
 };
@@ -85,7 +95,8 @@ int qfile_parse(const uint8_t *data, size_t len, struct qenv *env);
 void qfile_env_free(struct qenv *env);
 
 /*
- * Walk the MSG records of a parsed file: call fn for each chunk in order.
+ * Walk the message of a parsed file: the PREPEND record, then each MSG
+ * record in order, calling fn for each.
  * Stops and returns fn's value when it is not 0.
  */
 int qfile_each_chunk(const uint8_t *data, size_t len, const struct qenv *env,

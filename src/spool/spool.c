@@ -22,13 +22,17 @@ static int join(char *out, size_t cap, const char *a, const char *b)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/* dmarc/: aggregate report data (smtp/msgauth.h). */
+const char *const spool_data_dirs[SPOOL_NDIRS] = {
+	"", "spool", "spool/queue", "spool/hold", "spool/corrupt", "mail", "dmarc"
+};
+
 int spool_make_dirs(const char *data_dir, char *err, size_t errlen)
 {
-	static const char *const dirs[] = { "", "spool", "spool/queue", "spool/hold", "spool/corrupt", "mail" };
 	char p[DIRSYNC_PATH_MAX];
 
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		if (join(p, sizeof p, data_dir, dirs[i]) < 0) {
+	for (size_t i = 0; i < SPOOL_NDIRS; i++) {
+		if (join(p, sizeof p, data_dir, spool_data_dirs[i]) < 0) {
 			snprintf(err, errlen, "%s: path too long", data_dir);
 			return -1;
 		}
@@ -139,14 +143,12 @@ static void flush(struct spool_msg *m, const void *p, size_t n)
  * SPOOL_PENDING_MAX would be passed, or at the commit: a small message
  * costs one write(2). Callers pass chunks far below 4 GiB.
  */
-void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
+/* One record into the pending bytes; flush them when the buffer is full. */
+static void put_record(struct spool_msg *m, enum qrec_type t, const void *p, size_t n)
 {
-	uint8_t h[QFILE_REC_HDR] = { QR_MSG, (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+	uint8_t h[QFILE_REC_HDR] = { (uint8_t)t, (uint8_t)(n >> 24), (uint8_t)(n >> 16),
 				     (uint8_t)(n >> 8), (uint8_t)n };
 
-	if (n == 0)
-		return;
-	m->msg_size += n;
 	if (buf_append(&m->pending, h, sizeof h) < 0) {
 		flush(m, NULL, 0);
 		if (buf_append(&m->pending, h, sizeof h) < 0)
@@ -154,6 +156,20 @@ void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 	}
 	if (buf_append(&m->pending, p, n) < 0)
 		flush(m, p, n);
+}
+
+void spool_msg_write(struct spool_msg *m, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	m->msg_size += n;
+	put_record(m, QR_MSG, p, n);
+}
+
+void spool_msg_trailer(struct spool_msg *m, enum qrec_type t, const void *p, size_t n)
+{
+	if (n > 0)
+		put_record(m, t, p, n);
 }
 
 static void msg_path(const struct spool_msg *m, char *out, size_t cap)

@@ -5,6 +5,7 @@
  *	spool_init(&sp, loop, data_dir, worker_index);
  *	spool_msg_open(&sp, &m, envelope);	 tmp/QID, envelope records written
  *	spool_msg_write(&m, p, n);		 message bytes, as MSG records
+ *	spool_msg_trailer(&m, QR_PREPEND, p, n); what was learnt at the end
  *	spool_msg_commit(&m, cb, arg);		 END, mark complete, fsync file and dir;
  *						 cb always runs later, from the loop
  *	spool_msg_abort(&m);			 drop an unfinished message
@@ -78,7 +79,10 @@ struct spool_msg {
 
 int spool_init(struct spool *sp, uv_loop_t *loop, const char *data_dir,
 	       unsigned worker);
-/* Create the spool directories (the parent, before dropping privileges). */
+/* The directories under DATA_DIR that the children write ("" is DATA_DIR). */
+#define SPOOL_NDIRS 7
+extern const char *const spool_data_dirs[SPOOL_NDIRS];
+/* Create them (the parent, before dropping privileges). */
 int spool_make_dirs(const char *data_dir, char *err, size_t errlen);
 int spool_recover(const char *data_dir);
 
@@ -86,6 +90,9 @@ void spool_new_qid(struct spool *sp, char out[QID_MAX + 1]);
 /* env holds the envelope records (qfile_put...) without magic or ID. */
 int spool_msg_open(struct spool *sp, struct spool_msg *m, const struct buf *env);
 void spool_msg_write(struct spool_msg *m, const void *p, size_t n);
+/* A record that follows the message (QR_PREPEND, QR_FOLDER; qfile.h), before
+ * the commit; n == 0 writes nothing. */
+void spool_msg_trailer(struct spool_msg *m, enum qrec_type t, const void *p, size_t n);
 void spool_msg_commit(struct spool_msg *m, void (*cb)(void *arg, int err), void *arg);
 void spool_msg_abort(struct spool_msg *m);
 
