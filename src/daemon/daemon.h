@@ -36,6 +36,8 @@ struct listen_sock {
 	char name[80];		/* "0.0.0.0:25" for messages */
 };
 
+struct dmarc_psl;
+
 struct daemon {
 	struct conf conf;
 	const char *conf_file;		/* -f, read again on SIGHUP; NULL: built-in defaults */
@@ -48,6 +50,7 @@ struct daemon {
 	SSL_CTX *tls;			/* made before fork: every child shares keys and tickets */
 	uint8_t auth_secret[32];	/* DATA_DIR/auth.secret: SCRAM's made-up salts stay stable */
 	char relay_pass[256];		/* relay ... auth USER FILE: FILE's first line */
+	struct dmarc_psl *psl;		/* public_suffix_list, loaded before fork; NULL: no DMARC */
 	unsigned nworkers;
 	struct listen_sock *socks;	/* nworkers rows of nsocks */
 	size_t nsocks;

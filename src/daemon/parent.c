@@ -20,6 +20,7 @@
 
 #include "../lib/log.h"
 #include "../lib/tls.h"
+#include "../mailauth/dmarc.h"
 #include "../spool/spool.h"
 #include "daemon.h"
 
@@ -556,6 +557,25 @@ static int load_new(const struct daemon *d, struct conf *nc, struct users *nu, S
 	return 0;
 }
 
+/* DMARC's Public Suffix List, once for every worker (mail_auth on, an mx
+ * listener); without it DMARC is off, said here once. */
+static void load_psl(struct daemon *d)
+{
+	char err[CONF_PATH_MAX + 128];
+	bool mx = false;
+
+	dmarc_psl_free(d->psl);
+	d->psl = NULL;
+	for (size_t i = 0; i < d->conf.nlisteners; i++)
+		mx |= d->conf.listeners[i].role == ROLE_MX;
+	if (!d->conf.mail_auth || !mx)
+		return;
+	d->psl = dmarc_psl_load(d->conf.public_suffix_list, err, sizeof err);
+	if (d->psl == NULL)
+		log_event(LOG_WARN, "event=dmarc-off error=\"%s\" hint=\"apt-get install publicsuffix, or set public_suffix_list\"",
+			  err);
+}
+
 /*
  * SIGHUP: read the configuration, users and certificates again; if all of
  * it is good, start a new generation of workers with it on the same
@@ -600,6 +620,7 @@ static void reload(struct daemon *d)
 	explicit_bzero(pass, sizeof pass);
 	tls_server_free(d->tls);
 	d->tls = nt;
+	load_psl(d);
 	d->generation++;
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		if (children[i].pid > 0) {
@@ -682,6 +703,7 @@ int parent_run(struct daemon *d)
 		fatal("event=start-failed error=\"%s\"", err);
 	if ((d->tls = tls_server_ctx(&d->conf, NULL, err, sizeof err)) == NULL)
 		fatal("event=start-failed error=\"%s\"", err);
+	load_psl(d);
 	if ((d->authlimit = authlimit_create()) == NULL)
 		fatal("event=start-failed error=\"cannot map shared memory\"");
 	/* Two rows per worker: a draining generation and the new one. */

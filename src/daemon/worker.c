@@ -11,7 +11,6 @@
 #include "../dns/dns.h"
 #include "../lib/log.h"
 #include "../lib/tls.h"
-#include "../mailauth/dmarc.h"
 #include "../smtp/session.h"
 #include "../spool/sched.h"
 #include "daemon.h"
@@ -107,10 +106,10 @@ static bool has_mx_listener(const struct conf *c)
 
 /*
  * What the port 25 checks need (smtp/msgauth.h): a resolver on this loop,
- * the Public Suffix List, the aggregate report file. Without a resolver
- * the checks are off (said once, here); without the list DMARC is.
+ * the Public Suffix List (the parent's, loaded before fork), the aggregate
+ * report file. Without a resolver the checks are off (said here).
  */
-static void mailauth_setup(struct worker *w, const struct conf *c)
+static void mailauth_setup(struct worker *w, const struct conf *c, struct dmarc_psl *psl)
 {
 	char err[256], path[CONF_PATH_MAX + 32];
 
@@ -122,10 +121,7 @@ static void mailauth_setup(struct worker *w, const struct conf *c)
 		log_event(LOG_WARN, "event=mailauth-off error=\"%s\" hint=\"check dns_server\"", err);
 		return;
 	}
-	w->psl = dmarc_psl_load(c->public_suffix_list, err, sizeof err);
-	if (w->psl == NULL)
-		log_event(LOG_WARN, "event=dmarc-off error=\"%s\" hint=\"apt-get install publicsuffix, or set public_suffix_list\"",
-			  err);
+	w->psl = psl;
 	snprintf(path, sizeof path, "%s/dmarc/records.jsonl", c->data_dir);
 	w->dmarc_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (w->dmarc_fd < 0)
@@ -153,7 +149,7 @@ void worker_main(struct daemon *d, unsigned index, unsigned slot)
 	the_worker.on_idle = on_idle;
 	if (spool_init(&the_worker.spool, loop, d->conf.data_dir, slot) < 0)
 		fatal("event=spool-init-failed dir=%s", d->conf.data_dir);
-	mailauth_setup(&the_worker, &d->conf);
+	mailauth_setup(&the_worker, &d->conf, d->psl);
 	handles = calloc(d->nsocks, sizeof *handles);
 	if (handles == NULL)
 		fatal("event=out-of-memory");

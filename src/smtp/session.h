@@ -67,7 +67,7 @@ struct worker {
 	uint8_t auth_secret[32];	/* same in every worker: SCRAM fake salts */
 	struct spool spool;
 	struct dns *dns;		/* SPF, DKIM, DMARC lookups; NULL: mail_auth off */
-	struct dmarc_psl *psl;		/* NULL: DMARC not evaluated (logged at start) */
+	const struct dmarc_psl *psl;	/* NULL: DMARC not evaluated (logged at start) */
 	int dmarc_fd;			/* DATA_DIR/dmarc/records.jsonl, or -1 */
 	unsigned index;
 	unsigned nsessions;
