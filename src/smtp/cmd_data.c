@@ -195,6 +195,8 @@ static void on_verdict(struct session *s, const struct msgauth_verdict *v)
 	snprintf(t->auth_summary, sizeof t->auth_summary, " %s", v->summary);
 	if (v->action == MSGAUTH_REJECT || v->action == MSGAUTH_DEFER) {
 		session_log(s, "data-refused", "reason=mailauth code=%d enh=%s %s", v->code, v->enh, v->summary);
+		if (v->action == MSGAUTH_REJECT)	/* RFC 7489 7.2: reports count rejections too */
+			msgauth_record(t->ma);
 		session_replyf(s, v->code, v->enh, "%s", v->text);
 		session_tx_reset(s);
 	} else {

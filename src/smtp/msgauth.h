@@ -51,8 +51,10 @@
  *	no answer by then is temperror.
  *
  *	Aggregate report data (RFC 7489 7.2): for each message whose From
- *	domain publishes DMARC, one JSON line in DATA_DIR/dmarc/records.jsonl
- *	(mailauth/dmarc.h, dmarc_report_line).
+ *	domain publishes DMARC, accepted or rejected, one JSON line in
+ *	DATA_DIR/dmarc/records.jsonl (mailauth/dmarc.h, dmarc_report_line).
+ *	Each worker holds the file open with O_APPEND: rotate it by renaming
+ *	it and reloading ternd (SIGHUP starts new workers, which reopen it).
  *
  * CALLBACKS
  *	on_mail and on_verdict run once, later, from the loop; the caller
@@ -105,7 +107,8 @@ void msgauth_write(struct msgauth *ma, struct spool_msg *m, const uint8_t *p, si
  * finish every check, then on_verdict. */
 void msgauth_finish(struct msgauth *ma, struct spool_msg *m,
 		    void (*on_verdict)(struct session *s, const struct msgauth_verdict *v));
-/* After an accepted message is durable: the aggregate report line. */
+/* The aggregate report line, once the outcome is final: after an accepted
+ * message is durable, or when it is rejected. */
 void msgauth_record(struct msgauth *ma);
 void msgauth_free(struct msgauth *ma);
 
