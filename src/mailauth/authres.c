@@ -676,6 +676,17 @@ bool authres_field_is_named(const uint8_t *field, size_t len)
 	return name_len(field, len) > 0;
 }
 
+/* RFC 8601 5: ids compare ignoring case; a host name with its root dot
+ * ("mx.example.") names the same host, and a reader would take it so. */
+static bool same_id(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	na -= na > 1 && a[na - 1] == '.';
+	nb -= nb > 1 && b[nb - 1] == '.';
+	return na == nb && strncasecmp(a, b, na) == 0;
+}
+
 bool authres_field_is_ours(const uint8_t *field, size_t len, const char *servid)
 {
 	size_t i = name_len(field, len);
@@ -684,7 +695,7 @@ bool authres_field_is_ours(const uint8_t *field, size_t len, const char *servid)
 	if (servid == NULL || servid[0] == '\0' || i == 0)
 		return false;
 	if (authres_servid(field + i, len - i, id, sizeof id) == 0)
-		return strcasecmp(id, servid) == 0;	/* RFC 8601 5: ids compare ignoring case */
+		return same_id(id, servid);
 	/* unreadable: a reader might still take it for ours (RFC 8601 5, 7.1) */
 	return contains_nocase(field + i, len - i, servid);
 }

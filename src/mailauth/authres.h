@@ -81,7 +81,8 @@
  *
  *	authres_field_is_ours decides what a border MTA must remove (RFC 8601
  *	5): a field named Authentication-Results (any case, WSP allowed before
- *	the colon) whose authserv-id equals servid ignoring ASCII case; and,
+ *	the colon) whose authserv-id equals servid ignoring ASCII case and one
+ *	trailing root dot ("mx.example.net." is the same host); and,
  *	when the id cannot be read at all, one whose body holds servid anywhere
  *	(ignoring case), so nothing a reader might take for our own verdict
  *	passes. An empty servid claims nothing. A field cut short (the first

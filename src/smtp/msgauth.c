@@ -59,6 +59,7 @@ struct msgauth {
 	size_t from_off[FROM_KEPT], from_len[FROM_KEPT];
 	unsigned nfrom;
 	bool from_partial;		/* a From field over FIELD_MAX */
+	bool no_author;			/* not exactly one author domain (RFC 7489 6.6.1) */
 	unsigned forged;		/* Authentication-Results fields removed */
 
 	struct keyq *keyq[DKIM_MAX_SIGS];
@@ -430,8 +431,13 @@ static bool author_domain(struct msgauth *ma)
 		return false;
 	}
 	v[0] = (struct slice){ ma->from.data + ma->from_off[0], ma->from_len[0] };
-	return dmarc_author_domain(v, 1, ma->author, ma->author_problem,
-				   sizeof ma->author_problem) == 0;
+	if (dmarc_author_domain(v, 1, ma->author, ma->author_problem, sizeof ma->author_problem) == 0)
+		return true;
+	/* The words reach a reply and a header field: printable ASCII only. */
+	for (char *p = ma->author_problem; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	return false;
 }
 
 static void dmarc_begin(struct msgauth *ma)
@@ -445,6 +451,7 @@ static void dmarc_begin(struct msgauth *ma)
 	ma->dmarc_ran = true;
 	ma->dres.code = DMARC_PERMERROR;
 	if (!author_domain(ma)) {
+		ma->no_author = true;
 		snprintf(ma->dres.problem, sizeof ma->dres.problem, "%s", ma->author_problem);
 		return;
 	}
@@ -655,12 +662,15 @@ static void decide(struct msgauth *ma)
 	char why[300];
 
 	v->action = MSGAUTH_ACCEPT;
-	if (ma->nfrom != 1 && c->dmarc_reject) {
-		/* RFC 5322 3.6: exactly one From; RFC 7489 6.6.1 lets it be refused. */
+	if (ma->no_author && c->dmarc_reject) {
+		/* RFC 7489 6.6.1: without exactly one author domain there is no
+		 * policy to apply, and a reader would still show some From: one
+		 * that could be forged. RFC 5322 3.6 asks for exactly one field. */
 		v->action = MSGAUTH_REJECT;
 		v->code = 550;
 		v->enh = "5.7.1";
-		snprintf(v->text, sizeof v->text, "Message refused: %s; RFC 5322 3.6 requires exactly one",
+		snprintf(v->text, sizeof v->text,
+			 "Message refused: %s; DMARC needs exactly one author domain (RFC 7489 6.6.1)",
 			 ma->author_problem);
 	} else if (r->code == DMARC_FAIL && r->disposition == DMARC_POLICY_REJECT && c->dmarc_reject) {
 		failing_checks(ma, why, sizeof why);
@@ -676,7 +686,7 @@ static void decide(struct msgauth *ma)
 		v->enh = "4.7.0";
 		snprintf(v->text, sizeof v->text, "Temporary error checking DMARC for %.120s (%.180s); try again later",
 			 ma->author, r->problem);
-	} else if (r->code == DMARC_FAIL && r->disposition != DMARC_POLICY_NONE) {
+	} else if ((r->code == DMARC_FAIL && r->disposition != DMARC_POLICY_NONE) || ma->no_author) {
 		v->action = MSGAUTH_QUARANTINE;	/* quarantine, or reject not enforced */
 	}
 	summarize(ma);
@@ -692,12 +702,16 @@ static void decide(struct msgauth *ma)
 		snprintf(v->text, sizeof v->text, "Out of memory; try again later");
 		return;
 	}
-	if (v->action == MSGAUTH_QUARANTINE) {
+	if (v->action == MSGAUTH_QUARANTINE && ma->no_author) {
+		buf_printf(&ma->prepend, "X-Tern-Quarantine: no single author domain (%s)\r\n",
+			   ma->author_problem);
+	} else if (v->action == MSGAUTH_QUARANTINE) {
 		failing_checks(ma, why, sizeof why);
 		buf_printf(&ma->prepend, "X-Tern-Quarantine: DMARC policy %s of %s (%s)\r\n",
 			   dmarc_policy_name(r->disposition), ma->author, why);
-		v->folder = strcmp(c->quarantine_folder, "none") != 0 ? c->quarantine_folder : NULL;
 	}
+	if (v->action == MSGAUTH_QUARANTINE)
+		v->folder = strcmp(c->quarantine_folder, "none") != 0 ? c->quarantine_folder : NULL;
 	v->prepend = &ma->prepend;
 }
 

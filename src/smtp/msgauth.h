@@ -34,10 +34,13 @@
  *
  *	DMARC (RFC 7489) runs when SPF and DKIM are known. The verdict:
  *	  reject      p=reject failed and dmarc_reject on: 550 5.7.1 naming the
- *	              domain and what failed; also a message with no From
- *	              field or several (RFC 5322 3.6 asks for exactly one)
+ *	              domain and what failed; also, with dmarc_reject on, a
+ *	              message without exactly one author domain (no From
+ *	              field, several, mailboxes of several domains, one that
+ *	              cannot be read: RFC 7489 6.6.1, RFC 5322 3.6)
  *	  defer       mail_auth_tempfail defer and DMARC is temperror: 451 4.7.0
- *	  quarantine  p=quarantine failed (or p=reject with dmarc_reject off):
+ *	  quarantine  p=quarantine failed (or, with dmarc_reject off, p=reject
+ *	              failed or there is no single author domain):
  *	              accepted with X-Tern-Quarantine, and into
  *	              quarantine_folder for Maildir delivery
  *	  accept      the rest; the results are in the Authentication-Results

@@ -717,6 +717,8 @@ static void test_field_is_ours(void **state)
 		{ "AUTHENTICATION-RESULTS \t: mx.example.net", true },
 		{ "Authentication-Results: (forged) \"mx.example.net\" 1; none\r\n", true },
 		{ "Authentication-Results: mx.example.net", true },		/* no CR LF */
+		{ "Authentication-Results: mx.example.net.; spf=pass", true },	/* the root dot */
+		{ "Authentication-Results: mx.example.net..; spf=pass", false },
 		{ "Authentication-Results: mx.example.net; dkim=pass header.b=\"abc", true },
 		{ "Authentication-Results: other.example; spf=pass (mx.example.net)\r\n", false },
 		{ "Authentication-Results: mx.example.net.evil.example; spf=pass", false },
