@@ -177,3 +177,15 @@ int slice_to_cstr(struct slice s, char *out, size_t cap)
 	out[s.len] = '\0';
 	return 0;
 }
+
+void str_copy_printable(char *out, size_t cap, const char *p, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	out[n] = '\0';
+}

@@ -54,6 +54,11 @@ void buf_shrink(struct buf *b, size_t keep);
 void buf_free(struct buf *b);
 struct slice buf_slice(const struct buf *b);
 
+/* A NUL-terminated copy of p[0..len) into out (cap > 0), cut to fit,
+ * every octet outside printable ASCII as '?': text from the network made
+ * fit for a reply, a header field or a log line. */
+void str_copy_printable(char *out, size_t cap, const char *p, size_t len);
+
 /* Slices. */
 struct slice slice_from_str(const char *s);
 bool slice_eq_nocase(struct slice a, const char *lit);

@@ -77,19 +77,6 @@ static bool eq_nocase(struct slice s, const char *lit)
 	return slice_eq_nocase(s, lit);
 }
 
-/* Printable ASCII copy of p[0..len) into out (cap > 0), others as '?'. */
-static void copy_printable(char *out, size_t cap, const char *p, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	out[n] = '\0';
-}
-
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -102,7 +89,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	copy_printable(err, errlen, tmp, strlen(tmp));
+	str_copy_printable(err, errlen, tmp, strlen(tmp));
 }
 
 /* Appends words to a bounded, NUL-terminated note (never overflows). */
@@ -402,7 +389,7 @@ static void warn_tag(struct dmarc_record *out, struct slice name, const char *wh
 	char w[64];
 	char n[17];
 
-	copy_printable(n, sizeof n, (const char *)name.p, name.len);
+	str_copy_printable(n, sizeof n, (const char *)name.p, name.len);
 	snprintf(w, sizeof w, "%s= %s", n, why);
 	note_add(out->warnings, sizeof out->warnings, w);
 }
@@ -475,14 +462,14 @@ int dmarc_record_parse(const uint8_t *txt, size_t len, struct dmarc_record *out,
 		switch (bit) {
 		case TAG_P:
 			p_ok = keyword_policy(value, &out->p);
-			copy_printable(pv, sizeof pv, (const char *)value.p, value.len);
+			str_copy_printable(pv, sizeof pv, (const char *)value.p, value.len);
 			break;
 		case TAG_SP:
 			if (keyword_policy(value, &out->sp)) {
 				out->sp_given = true;
 			} else {
 				sp_bad = true;	/* 6.6.3 step 6: like a bad p */
-				copy_printable(spv, sizeof spv, (const char *)value.p, value.len);
+				str_copy_printable(spv, sizeof spv, (const char *)value.p, value.len);
 			}
 			break;
 		case TAG_ADKIM:
@@ -891,8 +878,8 @@ static int domain_part(struct lex *l, struct author *a)
 	if (a->have && strcmp(a->domain, d) != 0) {
 		char x[64], y[64];
 
-		copy_printable(x, sizeof x, a->domain, strlen(a->domain));
-		copy_printable(y, sizeof y, d, n);
+		str_copy_printable(x, sizeof x, a->domain, strlen(a->domain));
+		str_copy_printable(y, sizeof y, d, n);
 		seterr(a->err, a->errlen, "From has mailboxes of different domains (%s, %s)", x, y);
 		return -1;	/* 6.6.1: never evaluate only one of them */
 	}
@@ -1038,7 +1025,7 @@ static void problemf(struct dmarc_result *res, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	copy_printable(res->problem, sizeof res->problem, tmp, strlen(tmp));
+	str_copy_printable(res->problem, sizeof res->problem, tmp, strlen(tmp));
 }
 
 static enum dmarc_policy lower_policy(enum dmarc_policy p)

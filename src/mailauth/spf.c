@@ -162,19 +162,6 @@ static bool in_domain(const char *name, const char *domain)
 	return ieq(name + n - d, domain);
 }
 
-/* Printable ASCII copy of p[0..len) into out (cap), others as '?'. */
-static void copy_printable(char *out, size_t cap, const char *p, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	out[n] = '\0';
-}
-
 static bool ip_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
 	unsigned full = bits / 8, rest = bits % 8;
@@ -230,7 +217,7 @@ static void problem(struct spf *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	copy_printable(s->result.problem, sizeof s->result.problem, buf, strlen(buf));
+	str_copy_printable(s->result.problem, sizeof s->result.problem, buf, strlen(buf));
 }
 
 /* temperror or permerror: the whole check ends (RFC 7208 4.6, 5, 5.2). */
@@ -243,7 +230,7 @@ static void fail_with(struct spf *s, enum spf_result_code code)
 
 static void term_text(const struct spf_term *t, char *out, size_t cap)
 {
-	copy_printable(out, cap, (const char *)t->text.p, t->text.len);
+	str_copy_printable(out, cap, (const char *)t->text.p, t->text.len);
 }
 
 static void permerror_term(struct spf *s, const char *what)
@@ -904,7 +891,7 @@ static int explain(struct spf *s, struct slice p)
 	}
 	if (rc != 0)
 		return -1;
-	copy_printable(s->result.explanation, sizeof s->result.explanation, text, strlen(text));
+	str_copy_printable(s->result.explanation, sizeof s->result.explanation, text, strlen(text));
 	finish(s);
 	return 0;
 }
@@ -1123,7 +1110,7 @@ void spf_start(struct spf *s)
 	s->started = true;
 	if (n > 0 && domain[n - 1] == '.')
 		n--;
-	copy_printable(s->result.domain, sizeof s->result.domain, domain, n);
+	str_copy_printable(s->result.domain, sizeof s->result.domain, domain, n);
 	if (!spf_domain_valid(domain)) {	/* 4.3: none, without asking */
 		s->result.code = SPF_NONE;
 		finish(s);

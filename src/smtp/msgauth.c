@@ -431,13 +431,9 @@ static bool author_domain(struct msgauth *ma)
 		return false;
 	}
 	v[0] = (struct slice){ ma->from.data + ma->from_off[0], ma->from_len[0] };
-	if (dmarc_author_domain(v, 1, ma->author, ma->author_problem, sizeof ma->author_problem) == 0)
-		return true;
-	/* The words reach a reply and a header field: printable ASCII only. */
-	for (char *p = ma->author_problem; *p != '\0'; p++)
-		if (*p < 0x20 || *p > 0x7e)
-			*p = '?';
-	return false;
+	/* dmarc.h: the words are printable ASCII, fit for a reply and a field. */
+	return dmarc_author_domain(v, 1, ma->author, ma->author_problem,
+				   sizeof ma->author_problem) == 0;
 }
 
 static void dmarc_begin(struct msgauth *ma)

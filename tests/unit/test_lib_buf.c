@@ -370,6 +370,21 @@ static void test_slice_to_cstr(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_str_copy_printable(void **state)
+{
+	char out[8];
+
+	(void)state;
+	str_copy_printable(out, sizeof out, "a\r\nb\x7f\xc3\xa9", 7);
+	assert_string_equal(out, "a??b???");
+	str_copy_printable(out, sizeof out, "0123456789", 10);	/* cut to fit */
+	assert_string_equal(out, "0123456");
+	str_copy_printable(out, 1, "abc", 3);
+	assert_string_equal(out, "");
+	str_copy_printable(out, sizeof out, "x\0y", 3);	/* a NUL is content too */
+	assert_string_equal(out, "x?y");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_slice_startswith),
 		cmocka_unit_test(test_slice_trim),
 		cmocka_unit_test(test_slice_to_cstr),
+		cmocka_unit_test(test_str_copy_printable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
