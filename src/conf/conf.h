@@ -248,6 +248,8 @@ int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
 int conf_load_mem(struct conf *c, const char *name, const char *text, size_t len,
 		  char *err, size_t errlen);
 int conf_finish(struct conf *c, bool is_root, char *err, size_t errlen);
+/* Wipes the DKIM keys' text; c owns no memory and stays usable (a process
+ * that does not sign, or has loaded its keys, calls it). */
 void conf_free(struct conf *c);
 
 const char *conf_role_name(enum listener_role r);

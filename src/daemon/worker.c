@@ -135,6 +135,7 @@ void worker_main(struct daemon *d, unsigned index, unsigned slot)
 
 	log_init("worker", (int)index, LOG_INFO);
 	explicit_bzero(d->relay_pass, sizeof d->relay_pass); /* the queue's, not ours */
+	conf_free(&d->conf);	/* wipes the DKIM keys' text: the queue signs, not us */
 	privdrop(d, "worker");
 	setup_loop(loop);
 	the_worker.loop = loop;
@@ -209,6 +210,7 @@ void queue_main(struct daemon *d)
 			close(d->socks[i * d->nsocks + k].fd);
 	if (sched_start(&the_sched, loop, &d->conf, d->relay_pass) < 0)
 		fatal("event=queue-start-failed dir=%s", d->conf.data_dir);
+	conf_free(&d->conf);	/* the DKIM keys are loaded: wipe their text */
 	uv_signal_start(&sig_term, on_queue_stop_signal, SIGTERM);
 	uv_signal_start(&sig_int, on_queue_stop_signal, SIGINT);
 	log_event(LOG_INFO, "event=queue-start pid=%ld uid=%ld", (long)getpid(), (long)getuid());

@@ -401,7 +401,6 @@ static void dkim_sign_message(struct attempt *a)
 {
 	const struct conf *cf = a->ctx.conf;
 	struct dkim_sign_req reqs[CONF_MAX_DKIM];
-	struct dkim_key *keys[CONF_MAX_DKIM];
 	const char *algs[CONF_MAX_DKIM];
 	struct dkim_sign *s = NULL;
 	struct head h = { .done = false };
@@ -435,17 +434,17 @@ static void dkim_sign_message(struct attempt *a)
 	for (i = 0; i < cf->ndkim_sign; i++) {
 		const struct dkim_sign_conf *d = &cf->dkim_sign[i];
 
+		const struct dkim_key *k = a->ctx.dkim_keys[i];
+
 		if (strcasecmp(d->domain, dom) != 0)
 			continue;
-		keys[nk] = dkim_key_load((const uint8_t *)d->pem, d->pem_len, e, sizeof e);
-		if (keys[nk] == NULL) {
-			log_event(LOG_WARN, "event=dkim qid=%s dkim=none d=%s s=%s error=\"key: %s\"", a->qid,
-				  d->domain, d->selector, e);
+		if (k == NULL) {	/* said once at start: event=dkim-key-error */
+			log_event(LOG_WARN, "event=dkim qid=%s dkim=none d=%s s=%s error=\"key unusable\"", a->qid,
+				  d->domain, d->selector);
 			continue;
 		}
-		reqs[nk] = (struct dkim_sign_req){ .key = keys[nk], .domain = d->domain,
-						   .selector = d->selector };
-		algs[nk] = dkim_alg_name(dkim_key_alg(keys[nk]));
+		reqs[nk] = (struct dkim_sign_req){ .key = k, .domain = d->domain, .selector = d->selector };
+		algs[nk] = dkim_alg_name(dkim_key_alg(k));
 		nk++;
 	}
 	if (nk == 0) {
@@ -466,8 +465,6 @@ static void dkim_sign_message(struct attempt *a)
 	else if (dkim_sign_end(s, &a->dkim, e, sizeof e) < 0)
 		why = e;
 	dkim_sign_free(s);
-	for (i = 0; i < nk; i++)
-		dkim_key_free(keys[i]);
 	if (why != NULL) {
 		buf_reset(&a->dkim);
 		log_event(LOG_WARN, "event=dkim qid=%s dkim=none d=%s error=\"signing failed: %s\" hint=\"sent unsigned\"",

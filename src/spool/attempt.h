@@ -43,11 +43,14 @@
 #include "../deliver/remote.h"
 #include "../lib/dirsync.h"
 
+struct dkim_key;
+
 struct attempt_ctx {
 	uv_loop_t *loop;
 	const struct conf *conf;
 	const char *queue_dir;
 	struct remote *remote;
+	struct dkim_key *const *dkim_keys; /* parallel to conf->dkim_sign; NULL entries unusable */
 };
 
 /* What the scheduler knows of a message between attempts. */

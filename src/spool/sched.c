@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../mailauth/dkim.h"
 #include "attempt.h"
 #include "control.h"
 #include "qfile.h"
@@ -224,7 +225,7 @@ static void pump(struct sched *q)
 		if (q->runq == NULL)
 			q->runq_tail = NULL;
 		e->state = Q_RUNNING;
-		struct attempt_ctx ctx = { q->loop, q->conf, q->queue_dir, q->remote };
+		struct attempt_ctx ctx = { q->loop, q->conf, q->queue_dir, q->remote, q->dkim_keys };
 		struct attempt_prev prev;
 
 		e->attempts++;
@@ -480,6 +481,16 @@ int sched_start(struct sched *q, uv_loop_t *loop, const struct conf *conf, const
 	uv_timer_init(loop, &q->gather);
 	q->gather.data = q;
 	uv_timer_start(&q->tick, on_tick, TICK_MS, TICK_MS);
+	/* Parsing a PEM key costs more than the signature it makes (and takes
+	 * OpenSSL's decoder locks): once here, not per message. */
+	for (size_t i = 0; i < conf->ndkim_sign; i++) {
+		const struct dkim_sign_conf *d = &conf->dkim_sign[i];
+
+		q->dkim_keys[i] = dkim_key_load((const uint8_t *)d->pem, d->pem_len, err, sizeof err);
+		if (q->dkim_keys[i] == NULL)
+			log_event(LOG_ERROR, "event=dkim-key-error d=%s s=%s key=%s error=\"%s\" effect=\"mail from %s is sent unsigned\"",
+				  d->domain, d->selector, d->keyfile, err, d->domain);
+	}
 	if ((q->remote = remote_new(loop, conf, relay_pass, err, sizeof err)) == NULL)
 		log_event(LOG_ERROR, "event=outbound-unavailable error=\"%s\" "
 			  "effect=\"mail for other domains waits in the queue\"", err);

@@ -38,6 +38,8 @@
 
 struct qent;
 
+struct dkim_key;
+
 struct sched {
 	uv_loop_t *loop;
 	const struct conf *conf;
@@ -58,6 +60,7 @@ struct sched {
 	bool stopping;
 	void (*on_stopped)(struct sched *q);
 	struct remote *remote;	/* NULL: no DNS resolver; remote mail waits */
+	struct dkim_key *dkim_keys[CONF_MAX_DKIM]; /* conf->dkim_sign's, loaded once; NULL: unusable */
 	struct control control;	/* DATA_DIR/control.sock */
 	bool control_on;
 };
