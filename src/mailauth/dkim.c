@@ -1109,7 +1109,8 @@ struct dkim_verify {
 	size_t nsig;
 	size_t skipped;
 	size_t pending;
-	struct vsig sig[DKIM_MAX_SIGS];
+	struct vsig *sig;	/* DKIM_MAX_SIGS, allocated at the first signature: most
+				   mail has one or none, and each is ~7 KiB */
 	size_t nhasher;
 	struct hasher hasher[DKIM_MAX_SIGS];
 };
@@ -1182,6 +1183,10 @@ static void header_done(struct dkim_verify *v)
 		if (v->nsig == DKIM_MAX_SIGS) {
 			v->skipped++;
 			continue;
+		}
+		if (v->sig == NULL && (v->sig = calloc(DKIM_MAX_SIGS, sizeof *v->sig)) == NULL) {
+			v->nomem = true;
+			return;
 		}
 		s = &v->sig[v->nsig++];
 		memset(s, 0, sizeof *s);
@@ -1476,6 +1481,7 @@ void dkim_verify_free(struct dkim_verify *v)
 		return;
 	buf_free(&v->hc.hdr);
 	free(v->fields);
+	free(v->sig);
 	for (size_t i = 0; i < v->nhasher; i++)
 		EVP_MD_CTX_free(v->hasher[i].md);
 	free(v);
