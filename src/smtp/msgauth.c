@@ -61,6 +61,7 @@ struct msgauth {
 	bool from_partial;		/* a From field over FIELD_MAX */
 	bool no_author;			/* not exactly one author domain (RFC 7489 6.6.1) */
 	unsigned forged;		/* Authentication-Results fields removed */
+	bool nomem;			/* DKIM could not be checked: defer, never judge blind */
 
 	struct keyq *keyq[DKIM_MAX_SIGS];
 	const char *dkim_error;		/* the whole message could not be verified */
@@ -324,7 +325,8 @@ static bool hdr_field(void *arg, const uint8_t *field, size_t len, bool partial)
 		if (ma->nfrom < FROM_KEPT) {
 			ma->from_off[ma->nfrom] = ma->from.len;
 			ma->from_len[ma->nfrom] = len - body;
-			(void)buf_append(&ma->from, field + body, len - body);
+			if (buf_append(&ma->from, field + body, len - body) < 0)
+				partial = true;	/* unread, so no author domain */
 		}
 		ma->nfrom++;
 		ma->from_partial |= partial;
@@ -337,6 +339,7 @@ static void data_begin(struct msgauth *ma)
 	ma->hs_on = true;
 	hdr_stream_init(&ma->hs, FIELD_MAX, hdr_field, ma);
 	ma->dv = dkim_verify_begin(NULL);
+	ma->nomem = ma->dv == NULL;
 }
 
 void msgauth_write(struct msgauth *ma, struct spool_msg *m, const uint8_t *p, size_t n)
@@ -346,6 +349,7 @@ void msgauth_write(struct msgauth *ma, struct spool_msg *m, const uint8_t *p, si
 	if (ma->dv != NULL && dkim_verify_feed(ma->dv, p, n) < 0) {
 		dkim_verify_free(ma->dv);
 		ma->dv = NULL;
+		ma->nomem = true;
 	}
 	if (hdr_stream_in_body(&ma->hs)) {
 		spool_msg_write(m, p, n);
@@ -360,6 +364,12 @@ void msgauth_write(struct msgauth *ma, struct spool_msg *m, const uint8_t *p, si
 }
 
 /* ---- DKIM ------------------------------------------------------------------ */
+
+/* Signatures with a result: none when the message could not be verified. */
+static size_t nsigs(const struct msgauth *ma)
+{
+	return ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+}
 
 static void on_key(void *arg, const struct dns_txt_result *r)
 {
@@ -442,7 +452,7 @@ static void dmarc_begin(struct msgauth *ma)
 	struct dmarc_dns dns = { dmarc_txt, w->dns };
 	struct dmarc_request *q = &ma->dreq;
 	const struct spf_result *spf = &ma->spf_res[ID_MAIL];
-	size_t n = ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+	size_t n = nsigs(ma);
 
 	ma->dmarc_ran = true;
 	ma->dres.code = DMARC_PERMERROR;
@@ -512,14 +522,13 @@ static int add_spf(struct msgauth *ma, struct buf *b, int k)
 
 static int add_dkim(struct msgauth *ma, struct buf *b)
 {
-	size_t n = ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+	size_t n = nsigs(ma);
 
 	if (ma->dkim_error != NULL)
 		return authres_add(b, "dkim", dkim_result_name(ma->dkim_error_res), ma->dkim_error,
 				   NULL, NULL, 0);
 	if (n == 0)
-		return authres_add(b, "dkim", "none", NULL,
-				   ma->dv == NULL ? "not checked: out of memory" : NULL, NULL, 0);
+		return authres_add(b, "dkim", "none", NULL, NULL, NULL, 0);
 	for (size_t i = 0; i < n; i++) {
 		const struct dkim_sig_result *r = dkim_verify_result(ma->dv, i);
 		struct authres_prop p[4];
@@ -567,7 +576,7 @@ static int add_dmarc(struct msgauth *ma, struct buf *b)
 static void failing_checks(struct msgauth *ma, char *out, size_t cap)
 {
 	const struct spf_result *spf = &ma->spf_res[ID_MAIL];
-	size_t n = ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+	size_t n = nsigs(ma);
 	int o;
 
 	o = snprintf(out, cap, "SPF %s for %s%s", spf_result_name(spf->code),
@@ -595,7 +604,7 @@ static void failing_checks(struct msgauth *ma, char *out, size_t cap)
 static void summarize(struct msgauth *ma)
 {
 	const char *dkim = "none";
-	size_t n = ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+	size_t n = nsigs(ma);
 
 	if (ma->dkim_error != NULL)
 		dkim = dkim_result_name(ma->dkim_error_res);
@@ -614,7 +623,7 @@ static void summarize(struct msgauth *ma)
 static void log_checks(struct msgauth *ma)
 {
 	struct session *s = ma->s;
-	size_t n = ma->dv != NULL && ma->dkim_error == NULL ? dkim_verify_count(ma->dv) : 0;
+	size_t n = nsigs(ma);
 	static const char *const actions[] = { "accept", "quarantine", "reject", "defer" };
 	struct buf b;
 
@@ -658,7 +667,13 @@ static void decide(struct msgauth *ma)
 	char why[300];
 
 	v->action = MSGAUTH_ACCEPT;
-	if (ma->no_author && c->dmarc_reject) {
+	if (ma->nomem) {
+		/* A signature unchecked could turn a DMARC pass into a reject. */
+		v->action = MSGAUTH_DEFER;
+		v->code = 451;
+		v->enh = "4.3.0";
+		snprintf(v->text, sizeof v->text, "Out of memory checking DKIM; try again later");
+	} else if (ma->no_author && c->dmarc_reject) {
 		/* RFC 7489 6.6.1: without exactly one author domain there is no
 		 * policy to apply, and a reader would still show some From: one
 		 * that could be forged. RFC 5322 3.6 asks for exactly one field. */
