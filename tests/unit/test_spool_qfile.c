@@ -58,6 +58,33 @@ static void test_round_trip(void **state)
 	buf_free(&b);
 }
 
+/* PREPEND and FOLDER follow the MSG records: the prepended fields come
+ * first to every reader, and msg_size counts them. */
+static void test_prepend_and_folder(void **state)
+{
+	static const char ar[] = "Authentication-Results: mx.example; spf=pass\r\n";
+	struct buf b, msg;
+	struct qenv env;
+
+	(void)state;
+	build(&b, 0, 0);
+	assert_int_equal(qfile_put(&b, QR_PREPEND, ar, sizeof ar - 1), 0);
+	assert_int_equal(qfile_put(&b, QR_FOLDER, "Junk", 4), 0);
+	assert_int_equal(qfile_put_end(&b, 20), 0);
+	assert_int_equal(qfile_parse(b.data, b.len, &env), 0);
+	assert_int_equal(env.msg_size, 20 + sizeof ar - 1);
+	assert_int_equal(env.folder.len, 4);
+	assert_memory_equal(env.folder.p, "Junk", 4);
+	buf_init(&msg, 1024);
+	assert_int_equal(qfile_each_chunk(b.data, b.len, &env, collect, &msg), 0);
+	assert_int_equal(msg.len, env.msg_size);
+	assert_memory_equal(msg.data, ar, sizeof ar - 1);
+	assert_memory_equal(msg.data + sizeof ar - 1, "Subject: x\r\n\r\nbody\r\n", 20);
+	qfile_env_free(&env);
+	buf_free(&msg);
+	buf_free(&b);
+}
+
 static void test_no_end_refused(void **state)
 {
 	struct buf b;
@@ -164,6 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_prepend_and_folder),
 		cmocka_unit_test(test_no_end_refused),
 		cmocka_unit_test(test_size_mismatch_refused),
 		cmocka_unit_test(test_every_truncation_refused),
