@@ -486,6 +486,9 @@ static void test_outbound_knobs(void **state)
 		  "ternd.conf:2: transport: a transport for 'a.example' is given twice" },
 		{ "etrn_allow 10.0.0.0/33\n", "ternd.conf:1: etrn_allow: '10.0.0.0/33': the prefix length is out of range" },
 		{ "etrn_allow backup.example\n", "ternd.conf:1: etrn_allow: 'backup.example' is not an IP address or network" },
+		{ "quarantine_folder ../Junk\n", "ternd.conf:1: quarantine_folder: '../Junk' is not a folder name: use 1-64 letters, digits, '-' or '_', or none" },
+		{ "mail_auth_ignore none 127.0.0.1\n", "ternd.conf:1: mail_auth_ignore: too many values at '127.0.0.1' (usage: mail_auth_ignore ADDR[/LEN] [ADDR[/LEN]...] | none)" },
+		{ "spf_reject softfail\n", "ternd.conf:1: spf_reject: unknown value 'softfail' (one of: off, fail)" },
 	};
 
 	(void)state;
@@ -534,6 +537,11 @@ static void test_outbound_knobs(void **state)
 	assert_string_equal(c.transports[1].domain, "bench.test");
 	assert_string_equal(c.transports[1].host, "relay.example");
 	assert_string_equal(c.trusted_networks, "127.0.0.0/8 ::1");
+	assert_string_equal(c.mail_auth_ignore, "127.0.0.0/8 ::1");	/* the default */
+	expect_ok("mail_auth_ignore none\nquarantine_folder Spam\nauthserv_id MX.Example.NET\n");
+	assert_string_equal(c.mail_auth_ignore, "");
+	assert_string_equal(c.quarantine_folder, "Spam");
+	assert_string_equal(c.authserv_id, "mx.example.net");
 	expect_ok("dns_server 127.0.0.1:5353\ndns_timeout 250ms\n");
 	assert_string_equal(c.dns_server, "127.0.0.1:5353");
 	assert_int_equal(c.dns_timeout_ms, 250);

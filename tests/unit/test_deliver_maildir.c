@@ -52,9 +52,27 @@ static void test_too_long(void **state)
 	assert_int_equal(maildir_path("/m/%d/%u", "averyveryverylongname", "x", out, sizeof out), -1);
 }
 
+/* Quarantine (smtp/msgauth.h): one Maildir++ level, never a way out. */
+static void test_subfolder(void **state)
+{
+	char path[64] = "/m/example.org/alice";
+	char tiny[24] = "/m/example.org/alice";
+
+	(void)state;
+	assert_int_equal(maildir_subfolder(path, sizeof path, (struct slice){ NULL, 0 }), 0);
+	assert_string_equal(path, "/m/example.org/alice");
+	assert_int_equal(maildir_subfolder(path, sizeof path, SLICE_LIT("Junk")), 0);
+	assert_string_equal(path, "/m/example.org/alice/.Junk");
+	assert_int_equal(maildir_subfolder(path, sizeof path, SLICE_LIT("../x")), -1);
+	assert_int_equal(maildir_subfolder(path, sizeof path, SLICE_LIT("a/b")), -1);
+	assert_int_equal(maildir_subfolder(path, sizeof path, SLICE_LIT("a.b")), -1);
+	assert_int_equal(maildir_subfolder(tiny, sizeof tiny, SLICE_LIT("Junk")), -1);	/* does not fit */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_subfolder),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_traversal_escaped),
 		cmocka_unit_test(test_utf8_and_control_escaped),
