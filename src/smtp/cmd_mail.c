@@ -158,9 +158,12 @@ void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	set_submitter(s, t);
 	if (msgauth_applies(s)) {
 		t->ma = msgauth_new(s);
-		if (t->ma == NULL)
-			session_log(s, "mailauth-skipped", "error=\"out of memory\"");
-		else if (msgauth_mail_wait(t->ma, on_spf_answer)) {
+		if (t->ma == NULL) {
+			/* Never unchecked: that would pass a forgery the checks refuse. */
+			session_replyf(s, 451, "4.3.0", "Out of memory; try again later");
+			return;
+		}
+		if (msgauth_mail_wait(t->ma, on_spf_answer)) {
 			/* SPF may refuse MAIL (spf_reject, mail_auth_tempfail):
 			 * what the client pipelined waits in the buffer. */
 			s->state = SESS_WAIT;

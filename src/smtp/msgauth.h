@@ -97,8 +97,7 @@ struct msgauth_verdict {
 };
 
 bool msgauth_applies(const struct session *s);
-/* NULL when memory runs out (the transaction then goes on unchecked, and
- * says so in the log). */
+/* NULL when memory runs out: MAIL then gets 451, never goes unchecked. */
 struct msgauth *msgauth_new(struct session *s);
 /* True when MAIL FROM must wait for SPF: on_mail(s, refusal) follows with
  * NULL (250) or the reply that refuses it. False: answer MAIL now. */
