@@ -11,11 +11,13 @@
 #include "../dns/dns.h"
 #include "../lib/log.h"
 #include "../lib/tls.h"
+#include "../mailauth/dkim.h"
 #include "../smtp/session.h"
 #include "../spool/sched.h"
 #include "daemon.h"
 
 #define STOP_GRACE_MS 3000
+#define DKIM_KEY_CACHE_SIZE 256	/* senders' keys kept decoded, per worker */
 
 struct listen_handle {
 	uv_tcp_t tcp;
@@ -122,6 +124,7 @@ static void mailauth_setup(struct worker *w, const struct conf *c, struct dmarc_
 		return;
 	}
 	w->psl = psl;
+	w->dkim_cache = dkim_key_cache_new(DKIM_KEY_CACHE_SIZE);	/* NULL: decoded each time */
 	snprintf(path, sizeof path, "%s/dmarc/records.jsonl", c->data_dir);
 	w->dmarc_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (w->dmarc_fd < 0)

@@ -1098,6 +1098,7 @@ struct vsig {
 struct dkim_verify {
 	time_t now;
 	uint32_t skew;
+	struct dkim_key_cache *cache;
 	struct hcollect hc;
 	bool ended;
 	bool body;		/* the header block is done; octets are body */
@@ -1123,6 +1124,7 @@ struct dkim_verify *dkim_verify_begin(const struct dkim_verify_opts *opts)
 		return NULL;
 	v->now = opts && opts->now ? opts->now : time(NULL);
 	v->skew = opts && opts->skew ? opts->skew : DKIM_SKEW;
+	v->cache = opts ? opts->cache : NULL;
 	hc_init(&v->hc, opts && opts->header_max ? opts->header_max : DKIM_HEADER_MAX);
 	return v;
 }
@@ -1341,7 +1343,94 @@ fail:
 	return -1;
 }
 
-static void check_with_key(struct vsig *s, const struct dkim_keyrec *kr)
+/* ---- parsed keys ---- */
+
+struct kc_entry {
+	uint8_t *p;		/* p= decoded; NULL: a free slot */
+	size_t len;
+	enum dkim_alg type;
+	EVP_PKEY *pk;		/* the cache's reference */
+	unsigned bits;
+	uint64_t used;
+};
+
+struct dkim_key_cache {
+	struct kc_entry *e;
+	size_t max;
+	uint64_t tick, decoded, reused;
+};
+
+struct dkim_key_cache *dkim_key_cache_new(size_t max)
+{
+	struct dkim_key_cache *c = calloc(1, sizeof *c);
+
+	if (c == NULL || max == 0 || (c->e = calloc(max, sizeof *c->e)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->max = max;
+	return c;
+}
+
+void dkim_key_cache_free(struct dkim_key_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->max; i++) {
+		free(c->e[i].p);
+		EVP_PKEY_free(c->e[i].pk);
+	}
+	free(c->e);
+	free(c);
+}
+
+void dkim_key_cache_stats(const struct dkim_key_cache *c, uint64_t *decoded, uint64_t *reused)
+{
+	*decoded = c->decoded;
+	*reused = c->reused;
+}
+
+/* keyrec_pkey through the cache: a reference of the caller's either way. */
+static EVP_PKEY *cached_pkey(struct dkim_key_cache *c, const struct dkim_keyrec *rec,
+			     unsigned *bits, enum dkim_reason *why, char *note, size_t notelen)
+{
+	struct kc_entry *slot = NULL;
+	EVP_PKEY *pk;
+
+	if (c == NULL || rec->revoked)
+		return keyrec_pkey(rec, bits, why, note, notelen);
+	c->tick++;
+	for (size_t i = 0; i < c->max; i++) {
+		struct kc_entry *e = &c->e[i];
+
+		if (e->p != NULL && e->type == rec->ktype && e->len == rec->p_len &&
+		    memcmp(e->p, rec->p, e->len) == 0 && EVP_PKEY_up_ref(e->pk) == 1) {
+			e->used = c->tick;
+			c->reused++;
+			*bits = e->bits;
+			*why = DKIM_R_OK;
+			return e->pk;
+		}
+		if (slot == NULL || e->p == NULL || (slot->p != NULL && e->used < slot->used))
+			slot = e;	/* a free slot, else the least recently used */
+	}
+	c->decoded++;
+	pk = keyrec_pkey(rec, bits, why, note, notelen);
+	if (pk == NULL || EVP_PKEY_up_ref(pk) != 1)
+		return pk;
+	free(slot->p);
+	EVP_PKEY_free(slot->pk);
+	*slot = (struct kc_entry){ malloc(rec->p_len), rec->p_len, rec->ktype, pk, *bits, c->tick };
+	if (slot->p == NULL) {
+		EVP_PKEY_free(slot->pk);	/* not kept: the caller's reference stays */
+		slot->pk = NULL;
+	} else {
+		memcpy(slot->p, rec->p, rec->p_len);
+	}
+	return pk;
+}
+
+static void check_with_key(struct vsig *s, const struct dkim_keyrec *kr, struct dkim_key_cache *cache)
 {
 	enum dkim_reason why;
 	char note[128] = "";
@@ -1371,7 +1460,7 @@ static void check_with_key(struct vsig *s, const struct dkim_keyrec *kr)
 			return;
 		}
 	}
-	pk = keyrec_pkey(kr, &s->r.key_bits, &why, note, sizeof note);
+	pk = cached_pkey(cache, kr, &s->r.key_bits, &why, note, sizeof note);
 	if (pk == NULL) {
 		set_result(s, why == DKIM_R_KEY_REVOKED || why == DKIM_R_KEY_TOO_SHORT ? DKIM_FAIL
 										      : DKIM_PERMERROR,
@@ -1443,7 +1532,7 @@ size_t dkim_key_answer(struct dkim_verify *v, size_t i, enum dkim_key_status st,
 	if (!found)
 		set_result(s, DKIM_PERMERROR, DKIM_R_KEY_SYNTAX, note);
 	else
-		check_with_key(s, kr);
+		check_with_key(s, kr, v->cache);
 	free(kr);
 	return v->pending;
 }

@@ -227,11 +227,27 @@ const char *dkim_alg_name(enum dkim_alg a);
 
 /* ---- verification ---- */
 
+struct dkim_key_cache;
+
 struct dkim_verify_opts {
 	time_t now;		/* verification time; 0: time(NULL) at begin */
 	uint32_t skew;		/* t=/x= tolerance, seconds; 0: DKIM_SKEW */
 	size_t header_max;	/* header block cap; 0: DKIM_HEADER_MAX */
+	struct dkim_key_cache *cache; /* parsed keys to reuse; NULL: none */
 };
+
+/*
+ * Parsed public keys by their k= type and p= octets: decoding an RSA key
+ * costs five verifications, and the same few senders' keys come back
+ * (their TXT records are cached by the DNS layer). At most max entries,
+ * the least recently used dropped; a key is used the same whether it came
+ * from here or was decoded again. One thread only; it must outlive the
+ * verifiers that use it.
+ */
+struct dkim_key_cache *dkim_key_cache_new(size_t max);
+void dkim_key_cache_free(struct dkim_key_cache *c);
+/* Keys decoded so far and keys reused (for tests). */
+void dkim_key_cache_stats(const struct dkim_key_cache *c, uint64_t *decoded, uint64_t *reused);
 
 struct dkim_sig_result {
 	enum dkim_result result;

@@ -336,9 +336,11 @@ static bool hdr_field(void *arg, const uint8_t *field, size_t len, bool partial)
 
 static void data_begin(struct msgauth *ma)
 {
+	struct dkim_verify_opts o = { .cache = ma->s->w->dkim_cache };
+
 	ma->hs_on = true;
 	hdr_stream_init(&ma->hs, FIELD_MAX, hdr_field, ma);
-	ma->dv = dkim_verify_begin(NULL);
+	ma->dv = dkim_verify_begin(&o);
 	ma->nomem = ma->dv == NULL;
 }
 

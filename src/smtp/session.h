@@ -69,6 +69,7 @@ struct worker {
 	struct dns *dns;		/* SPF, DKIM, DMARC lookups; NULL: mail_auth off */
 	const struct dmarc_psl *psl;	/* NULL: DMARC not evaluated (logged at start) */
 	int dmarc_fd;			/* DATA_DIR/dmarc/records.jsonl, or -1 */
+	struct dkim_key_cache *dkim_cache; /* senders' parsed DKIM keys, or NULL */
 	unsigned index;
 	unsigned nsessions;
 	uint64_t next_session;
@@ -103,6 +104,7 @@ struct auth_exchange;	/* cmd_auth.c: state of a multi-step mechanism */
 struct msgauth;		/* msgauth.h: SPF, DKIM, DMARC of the transaction */
 struct dns;
 struct dmarc_psl;
+struct dkim_key_cache;
 
 struct rcpt {
 	struct mailbox mb;

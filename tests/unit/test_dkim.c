@@ -196,10 +196,12 @@ static const struct key_entry A3_KEYS[] = {
 };
 
 /* Verify msg fed in chunks of at most `chunk` octets (0: random sizes). */
+static struct dkim_key_cache *test_cache;	/* verify() passes it when set */
+
 static struct dkim_verify *verify(const char *msg, size_t len, const struct key_entry *keys,
 				  size_t nkeys, time_t now, size_t chunk)
 {
-	struct dkim_verify_opts o = { .now = now };
+	struct dkim_verify_opts o = { .now = now, .cache = test_cache };
 	struct lookup_ctx lc = { .keys = keys, .nkeys = nkeys };
 	struct dkim_verify *v = dkim_verify_begin(&o);
 	size_t off = 0;
@@ -745,6 +747,43 @@ static void test_keyrec_errors(void **state)
 
 /* ---- verification ---- */
 
+/* Decoded keys are reused, least recently used dropped; results unchanged. */
+static void test_key_cache(void **state)
+{
+	static const struct key_entry revoked[] = {
+		{ "brisbane._domainkey.football.example.com", "v=DKIM1; k=ed25519; p=", DKIM_KEY_FOUND },
+		{ "test._domainkey.football.example.com", RSA_REC, DKIM_KEY_FOUND },
+	};
+	uint64_t decoded, reused;
+	struct dkim_verify *v;
+
+	(void)state;
+	assert_null(dkim_key_cache_new(0));
+	for (size_t max = 1; max <= 2; max++) {
+		test_cache = dkim_key_cache_new(max);
+		assert_non_null(test_cache);
+		for (int round = 0; round < 3; round++) {
+			v = verify(A3, strlen(A3), A3_KEYS, 2, T_A3 + 60, 0);
+			assert_int_equal(res(v, 0)->result, DKIM_PASS);
+			assert_int_equal(res(v, 1)->result, DKIM_PASS);
+			assert_int_equal(res(v, 1)->key_bits, 1024);
+			dkim_verify_free(v);
+		}
+		dkim_key_cache_stats(test_cache, &decoded, &reused);
+		/* two keys: with room for one they evict each other every time */
+		assert_int_equal(decoded, max == 1 ? 6 : 2);
+		assert_int_equal(reused, max == 1 ? 0 : 4);
+		/* a revoked key is never taken from the cache */
+		v = verify(A3, strlen(A3), revoked, 2, T_A3 + 60, 0);
+		assert_int_equal(res(v, 0)->result, DKIM_FAIL);
+		assert_int_equal(res(v, 0)->reason, DKIM_R_KEY_REVOKED);
+		assert_int_equal(res(v, 1)->result, DKIM_PASS);
+		dkim_verify_free(v);
+		dkim_key_cache_free(test_cache);
+		test_cache = NULL;
+	}
+}
+
 static void test_rfc8463_a3_verifies(void **state)
 {
 	(void)state;
@@ -1228,6 +1267,7 @@ int main(void)
 		cmocka_unit_test(test_keyrec),
 		cmocka_unit_test(test_keyrec_errors),
 		cmocka_unit_test(test_rfc8463_a3_verifies),
+		cmocka_unit_test(test_key_cache),
 		cmocka_unit_test(test_rfc8463_deterministic),
 		cmocka_unit_test(test_sign_rsa2048_and_ed25519),
 		cmocka_unit_test(test_verify_failures),
