@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
  * their defaults set in code, and their dflt column describes them. */
 enum knob_kind {
 	K_STR,
+	K_FOLDER,
 	K_WORD,
 	K_ENUM,
 	K_UINT,
@@ -469,9 +469,9 @@ static int set_scalar(struct ctx *x, char *tok)
 	case K_STR:
 		if (n == 0)
 			return fail(x, "empty value (usage: %s %s)", k->name, k->syntax);
-		/* The one string that becomes part of a path under each mailbox. */
-		if (k->off == offsetof(struct conf, quarantine_folder) && strcmp(tok, "none") != 0 &&
-		    !conf_folder_valid(tok, n))
+		break;
+	case K_FOLDER:	/* becomes part of a path under each mailbox */
+		if (strcmp(tok, "none") != 0 && !conf_folder_valid(tok, n))
 			return fail(x, SHOWFMT " is not a folder name: use 1-%d letters, digits, '-' or '_', or none",
 				    SHOW(tok), CONF_FOLDER_MAX);
 		break;
