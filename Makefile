@@ -104,7 +104,7 @@ $(TST)/dkim_tool: tests/unit/dkim_tool.c $(TST)/libtern.a $(HDRS)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
 # The RFC 7208 suite's driver, for tests/integration/test_spf_suite.py.
-$(TST)/spf_suite: tests/unit/spf_suite.c $(TST)/libtern.a $(HDRS)
+$(TST)/spf_suite: tests/unit/spf_suite.c tests/unit/driver_text.h $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
@@ -114,7 +114,7 @@ $(TST)/dsn_sample: tests/unit/dsn_sample.c $(TST)/libtern.a $(HDRS)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 
 # DMARC evaluation against an in-memory zone, for tests/integration/test_dmarc_cases.py.
-$(TST)/dmarc_tool: tests/unit/dmarc_tool.c $(TST)/libtern.a $(HDRS)
+$(TST)/dmarc_tool: tests/unit/dmarc_tool.c tests/unit/driver_text.h $(TST)/libtern.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) -Isrc -o $@ $< $(TST)/libtern.a $(LIBS)
 

@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DRIVER_NAME "dmarc_tool"
+#include "driver_text.h"
 #include "mailauth/dmarc.h"
 
 struct rr {
@@ -50,71 +52,6 @@ struct rr {
 static struct rr *zone;
 static size_t nzone, capzone;
 static struct dmarc_psl *psl;
-
-static void die(const char *msg)
-{
-	fprintf(stderr, "dmarc_tool: %s\n", msg);
-	exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
-
-static char *unhex_n(const char *h, size_t n, size_t *len)
-{
-	char *out;
-
-	if (n == 1 && h[0] == '-')
-		n = 0;
-	if (n % 2 != 0)
-		die("odd hex");
-	out = xmalloc(n / 2 + 1);
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v = 0;
-		char two[3] = { h[2 * i], h[2 * i + 1], '\0' };
-
-		if (!isxdigit((unsigned char)two[0]) || !isxdigit((unsigned char)two[1]) ||
-		    sscanf(two, "%2x", &v) != 1)
-			die("bad hex");
-		out[i] = (char)v;
-	}
-	out[n / 2] = '\0';
-	if (len != NULL)
-		*len = n / 2;
-	return out;
-}
-
-static char *unhex(const char *h, size_t *len)
-{
-	return unhex_n(h, strlen(h), len);
-}
-
-static void print_hex(const char *s)
-{
-	if (*s == '\0')
-		fputs("-", stdout);
-	for (; *s != '\0'; s++)
-		printf("%02x", (unsigned char)*s);
-}
-
-static char *canon(const char *name)
-{
-	size_t n = strlen(name);
-	char *c = xmalloc(n + 1);
-
-	for (size_t i = 0; i < n; i++)
-		c[i] = (char)tolower((unsigned char)name[i]);
-	if (n > 0 && c[n - 1] == '.')
-		n--;
-	c[n] = '\0';
-	return c;
-}
 
 static void zone_clear(void)
 {

@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DRIVER_NAME "spf_suite"
+#include "driver_text.h"
 #include "mailauth/spf.h"
 
 enum { T_TXT, T_A, T_AAAA, T_MX, T_PTR, T_CNAME, T_SPF, T_TIMEOUT };
@@ -47,63 +49,6 @@ struct rr {
 
 static struct rr *zone;
 static size_t nzone, capzone;
-
-static void die(const char *msg)
-{
-	fprintf(stderr, "spf_suite: %s\n", msg);
-	exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
-
-/* hex (or "-") to octets, NUL-terminated. */
-static char *unhex(const char *h, size_t *len)
-{
-	size_t n = strcmp(h, "-") == 0 ? 0 : strlen(h);
-	char *out = xmalloc(n / 2 + 1);
-
-	if (n % 2 != 0)
-		die("odd hex");
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-
-		if (sscanf(h + 2 * i, "%2x", &v) != 1)
-			die("bad hex");
-		out[i] = (char)v;
-	}
-	out[n / 2] = '\0';
-	if (len != NULL)
-		*len = n / 2;
-	return out;
-}
-
-static void print_hex(const char *s)
-{
-	if (*s == '\0')
-		fputs("-", stdout);
-	for (; *s != '\0'; s++)
-		printf("%02x", (unsigned char)*s);
-}
-
-static char *canon(const char *name)
-{
-	size_t n = strlen(name);
-	char *c = xmalloc(n + 1);
-
-	for (size_t i = 0; i < n; i++)
-		c[i] = (char)tolower((unsigned char)name[i]);
-	if (n > 0 && c[n - 1] == '.')
-		n--;
-	c[n] = '\0';
-	return c;
-}
 
 static void zone_clear(void)
 {
